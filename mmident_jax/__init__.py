@@ -1,0 +1,1 @@
+"""mmident-jax: identifiability of multimodal contrastive learning in JAX."""
