@@ -1,0 +1,166 @@
+"""The `mmident-jax` command: `train` and `evaluate` (DESIGN §3).
+
+Bad input exits with status 2 and one line naming the problem; nothing existing is
+overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from mmident_jax.config import PRESETS, Config, ConfigError, replace
+
+# Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
+TRAIN_FLAGS = {
+    "content_n": "content dimensions nc",
+    "style_n": "style dimensions ns",
+    "modality_n": "modality-specific dimensions nm (0: none)",
+    "encoding_size": "code dimensions",
+    "style_change_prob": "probability p_chg that a style dimension is perturbed",
+    "statistical_dependence": "Wishart-correlated latent blocks",
+    "content_dependent_style": "causal dependence s <- s + B c + a",
+    "c_param": "std of the style perturbation",
+    "m_param": "std of the latent marginals",
+    "shared_wishart": "reuse one Wishart draw for equal-sized blocks (original script's quirk)",
+    "n_mixing_layer": "layers of each mixing MLP",
+    "mixing_init": "mixing weights: rejection (condition-number threshold) or orthogonal",
+    "cond_pool": "random matrices in the condition-number pool",
+    "cond_thresh_ratio": "quantile of the pool's condition numbers accepted",
+    "shared_mixing": "one mixing function for both modalities (multi-view)",
+    "encoder_widths": "hidden widths of the encoder MLP, comma-separated (empty: paper's)",
+    "shared_encoder": "one encoder for both modalities",
+    "loss": "objective: infonce (paper) or clip",
+    "similarity": "similarity of the clip objective: l2 or cosine",
+    "temperature": "temperature tau",
+    "seed": "random seed of the run",
+    "batch_size": "samples per step",
+    "lr": "peak learning rate",
+    "lr_schedule": "constant or warmup_cosine",
+    "warmup_steps": "linear warm-up steps of warmup_cosine",
+    "grad_clip": "global-norm gradient clipping",
+    "train_steps": "total optimisation steps",
+    "log_steps": "steps between checkpoints and metrics lines",
+}
+PROBES = ("linear", "kernel", "mlp")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _flag_type(field: dataclasses.Field):
+    return {"int": int, "float": float, "str": str, "tuple[int, ...]": _widths}[field.type]
+
+
+def _preset_defaults(name: str) -> str:
+    values = {p: getattr(cfg, name) for p, cfg in PRESETS.items()}
+    show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v
+    return ", ".join(f"{p}: {show(v)}" for p, v in values.items())
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    for name, text in TRAIN_FLAGS.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{text} (default {_preset_defaults(name)})"
+        if fields[name].type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="mmident-jax", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one run (resumes from the run directory)")
+    train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
+    train.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default: the stored "
+                                        "config when resuming, else paper)")
+    _add_train_flags(train)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
+    evaluate.add_argument("--run-dir", required=True, help="a trained run directory")
+    evaluate.add_argument("--probes", default="linear,kernel",
+                          help=f"comma-separated subset of {','.join(PROBES)} (default linear,kernel)")
+    evaluate.add_argument("--num-eval-batches", type=int, default=5,
+                          help="batches of 4096 samples for validation and for test (default 5)")
+    evaluate.add_argument("--permuted-content", action="store_true",
+                          help="intervention: permute content across the batch, report c' too")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress display")
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> Config:
+    """The run's config: preset (or the stored config when resuming), then the flags."""
+    from mmident_jax import rundir
+
+    if args.preset is not None:
+        if args.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+        base = PRESETS[args.preset]
+    else:
+        try:
+            base = rundir.load_config(args.run_dir)
+        except rundir.RunDirError:
+            base = PRESETS["paper"]
+    overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+    return replace(base, **overrides)
+
+
+def _train(args) -> None:
+    from mmident_jax import train
+
+    cfg = train_config(args)
+    state = train.fit(cfg, args.run_dir, progress=not args.no_progress)
+    print(f"{args.run_dir}: trained to step {int(state.step)}")
+
+
+def _evaluate(args) -> None:
+    from mmident_jax import evaluate
+
+    probes = tuple(p for p in args.probes.split(",") if p)
+    unknown = [p for p in probes if p not in PROBES]
+    if unknown or not probes:
+        raise ConfigError(f"unknown probe {unknown[0] if unknown else '(none)'!r}; choose from {','.join(PROBES)}")
+    if args.num_eval_batches < 1:
+        raise ConfigError(f"--num-eval-batches must be >= 1, got {args.num_eval_batches}")
+    table = evaluate.evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
+                                  permuted_content=args.permuted_content, progress=not args.no_progress)
+    print(evaluate.format_table(table))
+
+
+def main(argv=None) -> int:
+    from mmident_jax.rundir import RunDirError
+    from mmident_jax.train import TrainingDiverged
+
+    args = build_parser().parse_args(argv)
+    try:
+        {"train": _train, "evaluate": _evaluate}[args.command](args)
+    except (ConfigError, RunDirError) as e:
+        print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"mmident-jax {args.command}: stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mmident-jax {args.command}: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Run configuration: one frozen dataclass, its validation, and the named presets.
+
+Everything that changes shapes or program structure is a field of `Config`
+(hashable, so it can be a static argument of `jit`). The numbers a sweep may want
+to vary per run without recompiling live in `Hyper`, a pytree of arrays built
+from the config by `hyper(cfg)`.
+
+Example:
+    >>> cfg = replace(PRESETS["quick"], style_change_prob=0.75)
+    >>> cfg.n_latent, cfg.modality_n
+    (15, 5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+__all__ = ["Config", "ConfigError", "Hyper", "PRESETS", "hyper", "replace"]
+
+LOSSES = ("infonce", "clip")
+SIMILARITIES = ("l2", "cosine")
+MIXING_INITS = ("rejection", "orthogonal")
+SCHEDULES = ("constant", "warmup_cosine")
+
+
+class ConfigError(ValueError):
+    """A setting is out of range; the message names the setting and the problem."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of one training run. Defaults are the paper's (ICLR 2023)."""
+
+    # Ground-truth latent model (DESIGN §1).
+    content_n: int = 5
+    style_n: int = 5
+    modality_n: int = 5
+    style_change_prob: float = 1.0
+    statistical_dependence: bool = False
+    content_dependent_style: bool = False
+    c_param: float = 1.0
+    m_param: float = 1.0
+    shared_wishart: bool = False  # the original script's reuse of one Wishart draw
+    # Mixing functions f1, f2.
+    n_mixing_layer: int = 3
+    mixing_init: str = "rejection"
+    cond_pool: int = 25_000
+    cond_thresh_ratio: float = 1e-3
+    shared_mixing: bool = False
+    # Encoders g1, g2; `encoder_widths=()` means the paper's widths for n latents.
+    encoding_size: int = 5
+    encoder_widths: tuple[int, ...] = ()
+    shared_encoder: bool = False
+    # Objective.
+    loss: str = "infonce"
+    similarity: str = "l2"
+    temperature: float = 1.0
+    # Optimisation.
+    seed: int = 0
+    batch_size: int = 6144
+    lr: float = 1e-4
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    grad_clip: float = 2.0
+    train_steps: int = 300_001
+    log_steps: int = 1000
+
+    def __post_init__(self):
+        object.__setattr__(self, "encoder_widths", tuple(self.encoder_widths))
+        validate(self)
+
+    @property
+    def n_latent(self) -> int:
+        """Dimension of one modality's latent vector and of its observation."""
+        return self.content_n + self.style_n + self.modality_n
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Hidden widths of the encoder MLP (the paper's 10n, 50n x 4, 10n by default)."""
+        n = self.n_latent
+        return self.encoder_widths or (10 * n, 50 * n, 50 * n, 50 * n, 50 * n, 10 * n)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _check(ok: bool, message: str):
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: Config) -> None:
+    """Raise `ConfigError` naming the first setting that is out of range."""
+    for name in ("content_n", "encoding_size", "n_mixing_layer", "cond_pool", "train_steps", "log_steps"):
+        _check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("style_n", "modality_n", "warmup_steps", "seed"):
+        _check(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
+    _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {cfg.batch_size}")
+    _check(0.0 <= cfg.style_change_prob <= 1.0, f"style_change_prob must be in [0, 1], got {cfg.style_change_prob}")
+    _check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
+    for name in ("c_param", "m_param", "temperature", "lr", "grad_clip"):
+        _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
+    _check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
+    for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES),
+                          ("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES)):
+        _check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+
+
+class Hyper(NamedTuple):
+    """Per-run numbers that may be vmapped over (float32 scalars or arrays)."""
+
+    style_change_prob: jnp.ndarray
+    c_param: jnp.ndarray
+    m_param: jnp.ndarray
+    temperature: jnp.ndarray
+    lr: jnp.ndarray
+
+
+def hyper(cfg: Config) -> Hyper:
+    """The config's per-run numbers as float32 arrays."""
+    return Hyper(*(jnp.float32(getattr(cfg, name)) for name in Hyper._fields))
+
+
+PAPER = Config()
+
+# Small enough to train on a 2-core CPU in minutes; same latent sizes, encoding size
+# and objective as the paper (DESIGN §5 and the README's tuning notes).
+QUICK = replace(
+    PAPER,
+    encoder_widths=(128, 128, 128),
+    batch_size=256,
+    lr=1e-2,
+    lr_schedule="warmup_cosine",
+    warmup_steps=500,
+    train_steps=30_000,
+    log_steps=1000,
+)
+
+PRESETS: dict[str, Config] = {"paper": PAPER, "quick": QUICK}

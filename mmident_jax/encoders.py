@@ -1,0 +1,61 @@
+"""Encoders g1, g2: Flax MLPs from observations to codes (DESIGN §1).
+
+`init` returns the trainable parameters for both modalities: `{"g1": ..., "g2": ...}`,
+or `{"g": ...}` when one encoder is shared. `encode` maps a modality's
+observations to codes with the right parameters.
+
+Example:
+    >>> import jax
+    >>> from mmident_jax.config import Config
+    >>> cfg = Config(encoder_widths=(32, 32))
+    >>> params = init(jax.random.PRNGKey(0), cfg)
+    >>> encode(params, cfg, 1, jnp.zeros((3, cfg.n_latent))).shape
+    (3, 5)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmident_jax.config import Config
+
+SLOPE = 0.01
+
+
+class MLP(nn.Module):
+    """Dense layers of the given widths, leaky ReLU (slope 0.01) after each hidden one."""
+
+    widths: Sequence[int]
+    out: int
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.widths:
+            x = nn.leaky_relu(nn.Dense(width)(x), SLOPE)
+        return nn.Dense(self.out)(x)
+
+
+def module(cfg: Config) -> MLP:
+    return MLP(widths=cfg.widths, out=cfg.encoding_size)
+
+
+def names(cfg: Config) -> tuple[str, ...]:
+    """Parameter collections: one shared encoder or one per modality."""
+    return ("g",) if cfg.shared_encoder else ("g1", "g2")
+
+
+def init(key: jax.Array, cfg: Config) -> dict:
+    """Parameters of the encoder(s), each from its own key."""
+    x = jnp.zeros((1, cfg.n_latent))
+    return {name: module(cfg).init(jax.random.fold_in(key, i), x)
+            for i, name in enumerate(names(cfg))}
+
+
+def encode(params: dict, cfg: Config, modality: int, x: jax.Array) -> jax.Array:
+    """Codes of observations `x` of modality 1 or 2."""
+    name = "g" if cfg.shared_encoder else f"g{modality}"
+    return module(cfg).apply(params[name], x)

@@ -1,0 +1,111 @@
+"""The run directory: `config.json`, `checkpoint.msgpack`, `metrics.jsonl`, `results.csv`.
+
+Checkpoints are Flax msgpack files written atomically (temporary file, fsync, rename),
+so a crash mid-write leaves the previous checkpoint intact.
+
+Example:
+    >>> import tempfile
+    >>> from mmident_jax.config import Config
+    >>> d = tempfile.mkdtemp()
+    >>> prepare(d, Config()) is None  # a new run: nothing to resume
+    True
+    >>> load_config(d) == Config()
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+from flax import serialization
+
+from mmident_jax.config import Config, ConfigError
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.msgpack"
+METRICS = "metrics.jsonl"
+RESULTS = "results.csv"
+
+# Settings that may change when a run is resumed: how long it trains and how often it logs.
+RESUMABLE = ("train_steps", "log_steps")
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked; the message says why."""
+
+
+def load_config(run_dir) -> Config:
+    """The config stored in a run directory."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} is not a run directory (no {CONFIG})")
+    try:
+        return Config.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ConfigError) as e:
+        raise RunDirError(f"{path} is not a valid config: {e}") from None
+
+
+def prepare(run_dir, cfg: Config) -> Config | None:
+    """Check that `cfg` may train in `run_dir`, create it, and write `config.json`.
+
+    Returns the stored config when the directory already holds this run (resume),
+    None for a new run. Refuses a path that is a file, a non-empty directory that is
+    not a run, and a run whose settings differ from `cfg` beyond `RESUMABLE`.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run-dir {run_dir} exists and is not a directory")
+    stored = None
+    if (run_dir / CONFIG).exists():
+        stored = load_config(run_dir)
+        differing = [name for name, value in stored.to_dict().items()
+                     if name not in RESUMABLE and getattr(cfg, name) != value]
+        if differing:
+            name = differing[0]
+            raise RunDirError(f"{run_dir} holds a run with {name}={getattr(stored, name)!r}, "
+                              f"not {getattr(cfg, name)!r}; use another --run-dir")
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunDirError(f"{run_dir} is not empty and holds no run ({CONFIG} missing)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / CONFIG, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    return stored
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old or the new file, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir, state) -> None:
+    """Atomically write a pytree of arrays (the training state)."""
+    write_atomic(Path(run_dir) / CHECKPOINT, serialization.to_bytes(jax.device_get(state)))
+
+
+def has_checkpoint(run_dir) -> bool:
+    return (Path(run_dir) / CHECKPOINT).is_file()
+
+
+def restore_checkpoint(run_dir, target):
+    """Read the checkpoint into the structure of `target` (arrays or ShapeDtypeStructs)."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} has no checkpoint ({CHECKPOINT}); train it first")
+    return serialization.from_bytes(target, path.read_bytes())
+
+
+def append_metrics(run_dir, record: dict) -> None:
+    with open(Path(run_dir) / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
