@@ -1,0 +1,96 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mmident_jax import latents
+from mmident_jax.config import Config, hyper, replace
+
+N = 200_000
+
+
+def draw(cfg, n=N, seed=1):
+    params = latents.init(jax.random.PRNGKey(0), cfg)
+    blocks = latents.sample_blocks(jax.random.PRNGKey(seed), params, cfg, hyper(cfg), n)
+    return params, jax.tree.map(np.asarray, blocks)
+
+
+def cov(x, y=None):
+    y = x if y is None else y
+    return (x - x.mean(0)).T @ (y - y.mean(0)) / (len(x) - 1)
+
+
+def test_independent_blocks_are_standard_normal_scaled_by_m_param():
+    cfg = Config(m_param=2.0)
+    _, b = draw(cfg)
+    for block in (b.c, b.s, b.m1, b.m2):
+        np.testing.assert_allclose(block.mean(0), 0.0, atol=0.03)  # 5 sd of the mean is 0.022
+        np.testing.assert_allclose(cov(block), 4.0 * np.eye(5), atol=0.08)
+    np.testing.assert_allclose(cov(b.c, b.s), 0.0, atol=0.08)
+
+
+def test_statistical_dependence_gives_each_block_its_wishart_covariance():
+    cfg = Config(statistical_dependence=True, style_change_prob=1.0, c_param=0.5)
+    params, b = draw(cfg)
+    for block, factor in ((b.c, params.content_factor), (b.s, params.style_factor),
+                          (b.m1, params.m1_factor), (b.m2, params.m2_factor)):
+        sigma = np.asarray(factor @ factor.T)
+        np.testing.assert_allclose(cov(block), sigma, atol=0.03 * np.abs(sigma).max() + 0.05)
+    change = np.asarray(params.change_factor @ params.change_factor.T)
+    np.testing.assert_allclose(cov(b.s_tilde - b.s), 0.25 * change, atol=0.03 * 0.25 * np.abs(change).max() + 0.02)
+    # independent draws per block by default: no two factors alike
+    assert not np.allclose(params.style_factor, params.change_factor)
+
+
+def test_shared_wishart_reuses_one_draw_for_equal_sized_blocks():
+    params = latents.init(jax.random.PRNGKey(0), Config(statistical_dependence=True, shared_wishart=True))
+    np.testing.assert_array_equal(params.style_factor, params.change_factor)
+    np.testing.assert_array_equal(params.m1_factor, params.m2_factor)
+    np.testing.assert_array_equal(params.content_factor, params.style_factor)  # nc == ns
+
+
+def test_content_dependent_style_shifts_style_by_B_c_plus_a():
+    cfg = Config(content_dependent_style=True)
+    params, b = draw(cfg)
+    B, a = np.asarray(params.B), np.asarray(params.a)
+    np.testing.assert_allclose(b.s.mean(0), a, atol=0.05)
+    np.testing.assert_allclose(cov(b.s, b.c), B, atol=0.05)  # Cov(s, c) = B Cov(c) = B
+    np.testing.assert_allclose(cov(b.s), np.eye(5) + B @ B.T, atol=0.03 * np.abs(B @ B.T).max() + 0.05)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.75, 1.0])
+def test_each_style_dimension_changes_with_probability_p_chg(p):
+    _, b = draw(Config(style_change_prob=p))
+    changed = b.s_tilde != b.s
+    # binomial sd of the rate over N samples is at most 0.0011 per dimension
+    np.testing.assert_allclose(changed.mean(0), p, atol=0.006)
+    z1, z2 = latents.views(jax.tree.map(jnp.asarray, b))
+    np.testing.assert_array_equal(z1[:, :5], z2[:, :5])
+
+
+@settings(max_examples=15, deadline=None)
+@given(nc=st.integers(1, 4), ns=st.integers(0, 4), nm=st.integers(0, 4),
+       dep=st.booleans(), causal=st.booleans())
+def test_views_and_split_views_round_trip_for_any_block_sizes(nc, ns, nm, dep, causal):
+    cfg = Config(content_n=nc, style_n=ns, modality_n=nm, statistical_dependence=dep,
+                 content_dependent_style=causal)
+    _, b = draw(cfg, n=7)
+    z1, z2 = latents.views(b)
+    assert z1.shape == z2.shape == (7, nc + ns + nm)
+    back = latents.split_views(z1, z2, cfg)
+    for got, want in zip(back, b):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_per_run_numbers_can_be_vmapped():
+    cfg = Config()
+    params = latents.init(jax.random.PRNGKey(0), cfg)
+    sample = lambda p: latents.sample_blocks(
+        jax.random.PRNGKey(3), params, cfg, hyper(cfg)._replace(style_change_prob=p), 1000)
+    b = jax.vmap(sample)(jnp.array([0.0, 0.5]))
+    assert float(jnp.mean(b.s_tilde[0] != b.s[0])) == 0.0
+    single = latents.sample_blocks(jax.random.PRNGKey(3), params, cfg,
+                                   hyper(replace(cfg, style_change_prob=0.5)), 1000)
+    np.testing.assert_allclose(b.s_tilde[1], single.s_tilde, rtol=1e-6)
+    assert 0.4 < float(jnp.mean(single.s_tilde != single.s)) < 0.6
