@@ -1,0 +1,95 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmident_jax import rundir, train
+from mmident_jax.config import hyper, replace
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_same_seed_gives_bitwise_identical_parameters(tiny):
+    run = jax.jit(train.make_train(tiny))
+    (s1, l1), (s2, l2) = run(jax.random.PRNGKey(7)), run(jax.random.PRNGKey(7))
+    for a, b in zip(leaves(s1.params), leaves(s2.params)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(l1, l2)
+    s3, _ = run(jax.random.PRNGKey(8))
+    assert not np.allclose(leaves(s1.params)[0], leaves(s3.params)[0])
+
+
+def test_vmapped_train_equals_separate_calls(tiny):
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    train_fn = train.make_train(tiny)
+    batched, batched_losses = jax.jit(jax.vmap(train_fn))(keys)
+    for i, key in enumerate(keys):
+        single, losses = jax.jit(train_fn)(key)
+        np.testing.assert_allclose(batched_losses[i], losses, rtol=2e-5, atol=2e-5)
+        for a, b in zip(leaves(batched.params), leaves(single.params)):
+            np.testing.assert_allclose(a[i], b, rtol=2e-4, atol=2e-5)
+        for a, b in zip(leaves(batched.truth), leaves(single.truth)):
+            np.testing.assert_allclose(a[i], b, rtol=1e-6)
+
+
+def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
+    cfg = replace(tiny, train_steps=200)
+    state, losses = jax.jit(train.make_train(cfg))(jax.random.PRNGKey(0))
+    assert float(losses[-20:].mean()) < float(losses[:20].mean()) - 0.3
+    assert set(state.params) == {"g1", "g2"}
+    shared, _ = jax.jit(train.make_train(replace(cfg, shared_encoder=True, shared_mixing=True)))(
+        jax.random.PRNGKey(0))
+    assert set(shared.params) == {"g"}
+    for w1, w2 in zip(shared.truth.f1, shared.truth.f2):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_resume_equals_uninterrupted_run(tiny, tmp_path):
+    cfg = replace(tiny, train_steps=40, log_steps=10)
+    full = train.fit(cfg, tmp_path / "full", progress=False)
+    train.fit(replace(cfg, train_steps=20), tmp_path / "split", progress=False)
+    assert int(rundir.restore_checkpoint(tmp_path / "split", full).step) == 20
+    resumed = train.fit(cfg, tmp_path / "split", progress=False)
+    assert int(resumed.step) == 40
+    for a, b in zip(leaves(full), leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    steps = [m["step"] for m in rundir.read_metrics(tmp_path / "split")]
+    assert steps == [10, 20, 30, 40]
+    record = rundir.read_metrics(tmp_path / "split")[-1]
+    assert {"loss", "steps_per_s", "val_loss", "r2_linear/hz1/c", "r2_linear/hz2/m2"} <= set(record)
+
+
+def test_fit_equals_the_pure_train_function(tiny, tmp_path):
+    fitted = train.fit(tiny, tmp_path / "run", progress=False)
+    pure, _ = jax.jit(train.make_train(tiny))(jax.random.PRNGKey(tiny.seed))
+    for a, b in zip(leaves(fitted.params), leaves(pure.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    cfg = replace(tiny, lr=1e30, grad_clip=1e30, train_steps=10, log_steps=1)
+    with pytest.raises(train.TrainingDiverged, match=r"at step \d+; kept the checkpoint of step \d+"):
+        train.fit(cfg, tmp_path, progress=False)
+    kept = rundir.restore_checkpoint(tmp_path, jax.eval_shape(train.make_init(cfg), jax.random.PRNGKey(0), hyper(cfg)))
+    assert 1 <= int(kept.step) < 10
+    assert all(np.all(np.isfinite(x)) for x in leaves(kept.params))
+
+
+def test_fit_refuses_a_run_dir_with_other_settings(tiny, tmp_path):
+    train.fit(tiny, tmp_path, progress=False)
+    before = (tmp_path / rundir.CONFIG).read_text()
+    with pytest.raises(rundir.RunDirError, match="batch_size=32"):
+        train.fit(replace(tiny, batch_size=64), tmp_path, progress=False)
+    assert (tmp_path / rundir.CONFIG).read_text() == before
+
+
+def test_vmapping_over_learning_rates_matches_separate_configs(tiny):
+    train_fn = train.make_train(tiny)
+    lrs = jnp.array([1e-3, 3e-3])
+    hp = jax.vmap(lambda lr: hyper(tiny)._replace(lr=lr))(lrs)
+    batched, _ = jax.jit(jax.vmap(train_fn, in_axes=(None, 0)))(jax.random.PRNGKey(0), hp)
+    single, _ = jax.jit(train.make_train(replace(tiny, lr=3e-3)))(jax.random.PRNGKey(0))
+    for a, b in zip(leaves(batched.params), leaves(single.params)):
+        np.testing.assert_allclose(a[1], b, rtol=2e-4, atol=2e-5)
