@@ -144,20 +144,31 @@ def make_train(cfg: Config) -> Callable[..., tuple[TrainState, jax.Array]]:
     return train
 
 
-def monitor(state: TrainState, cfg: Config, hp: Hyper) -> dict[str, jax.Array]:
-    """Cheap progress figures on a fixed held-out set: validation loss and linear R².
-
-    Linear probes fit on `MONITOR_SIZE` samples and scored on as many others, for each
-    encoder and latent block (keys like "r2_linear/hz1/c").
-    """
+def monitor_data(state: TrainState, cfg: Config, hp: Hyper):
+    """Validation loss, codes and latent blocks of a fixed held-out set (jittable)."""
     n = MONITOR_SIZE
     blocks = latents.sample_blocks(stream(state.key, "monitor"), state.truth.latents, cfg, hp, 2 * n)
     first, second = (jax.tree.map(lambda x: x[sl], blocks) for sl in (slice(None, n), slice(n, None)))
-    out = {"val_loss": contrastive_loss(state.params, cfg, hp, state.truth, first, second)}
-    for name, h in zip(("hz1", "hz2"), codes(state.params, cfg, state.truth, blocks)):
-        for block, y in blocks.named().items():
-            if y.shape[1]:
-                out[f"r2_linear/{name}/{block}"] = probes.linear_r2(h[:n], y[:n], h[n:], y[n:])
+    val_loss = contrastive_loss(state.params, cfg, hp, state.truth, first, second)
+    return val_loss, codes(state.params, cfg, state.truth, blocks), blocks
+
+
+_monitor_data = jax.jit(monitor_data, static_argnums=1)
+
+
+def monitor(state: TrainState, cfg: Config, hp: Hyper) -> dict[str, float]:
+    """Cheap progress figures: validation loss and held-out linear R² per encoder and block.
+
+    Linear probes fit on `MONITOR_SIZE` samples and are scored on as many others
+    (keys like "r2_linear/hz1/c").
+    """
+    val_loss, hs, blocks = _monitor_data(state, cfg, hp)
+    n, named = MONITOR_SIZE, {k: np.asarray(v) for k, v in blocks.named().items() if v.shape[1]}
+    out = {"val_loss": float(val_loss)}
+    for name, h in zip(("hz1", "hz2"), map(np.asarray, hs)):
+        r2 = probes.linear_r2_blocks(h[:n], [y[:n] for y in named.values()],
+                                     h[n:], [y[n:] for y in named.values()])
+        out.update({f"r2_linear/{name}/{block}": r for block, r in zip(named, r2)})
     return out
 
 
@@ -181,7 +192,6 @@ def fit(cfg: Config, run_dir, *, progress: bool = True, print_fn=print) -> Train
     else:
         state = init(key, hp)
     run = jax.jit(make_run(cfg), static_argnums=2, donate_argnums=0)
-    watch = jax.jit(monitor, static_argnums=1)
 
     compiled = {}  # chunk length -> executable; at most two lengths per run
     start = int(state.step)
@@ -202,7 +212,7 @@ def fit(cfg: Config, run_dir, *, progress: bool = True, print_fn=print) -> Train
         state = new_state
         rundir.save_checkpoint(run_dir, state)
         record = {"step": step + n, "loss": float(chunk_losses.mean()), "steps_per_s": n / seconds}
-        record.update({k: float(v) for k, v in watch(state, cfg, hp).items()})
+        record.update(monitor(state, cfg, hp))
         rundir.append_metrics(run_dir, record)
         bar(step + n, record)
     bar(None, None)
