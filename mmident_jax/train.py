@@ -172,6 +172,12 @@ def monitor(state: TrainState, cfg: Config, hp: Hyper) -> dict[str, float]:
     return out
 
 
+def restore(run_dir, cfg: Config) -> TrainState:
+    """The training state saved in `run_dir` (trained with `cfg`)."""
+    shapes = jax.eval_shape(make_init(cfg), jax.random.PRNGKey(cfg.seed), hyper(cfg))
+    return jax.tree.map(jnp.asarray, rundir.restore_checkpoint(run_dir, shapes))
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -186,11 +192,7 @@ def fit(cfg: Config, run_dir, *, progress: bool = True, print_fn=print) -> Train
     hp = hyper(cfg)
     key = jax.random.PRNGKey(cfg.seed)
     init = jax.jit(make_init(cfg))
-    if rundir.has_checkpoint(run_dir):
-        state = rundir.restore_checkpoint(run_dir, jax.eval_shape(init, key, hp))
-        state = jax.tree.map(jnp.asarray, state)
-    else:
-        state = init(key, hp)
+    state = restore(run_dir, cfg) if rundir.has_checkpoint(run_dir) else init(key, hp)
     run = jax.jit(make_run(cfg), static_argnums=2, donate_argnums=0)
 
     compiled = {}  # chunk length -> executable; at most two lengths per run

@@ -1,0 +1,141 @@
+"""Evaluation: probe the codes of a trained run for every latent block (DESIGN §1).
+
+Validation and test sets are drawn from the run's evaluation stream (never the
+training data) with the run's own latent model and mixers; codes are standardised
+with validation statistics; each probe is fit on validation and scored on test, for
+both encoders (hz1, hz2) and every block (c, s, s~, m1, m2, and c' under the
+permuted-content intervention). Kernel ridge factorises once per encoder for all
+blocks together.
+
+Example:
+    >>> import jax
+    >>> from mmident_jax.config import Config
+    >>> from mmident_jax.train import make_train
+    >>> cfg = Config(encoder_widths=(16,), batch_size=32, train_steps=5, cond_pool=1000)
+    >>> state, _ = jax.jit(make_train(cfg))(jax.random.PRNGKey(0))
+    >>> rows = evaluate(state, cfg, probes=("linear",), batch_size=256)
+    >>> rows[0]["encoding"], rows[0]["predicted_factors"], sorted(rows[0])
+    ('hz1', 'c', ['encoding', 'predicted_factors', 'r2_linear', 'r2_nonlinear'])
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmident_jax import latents, probes as P, rundir, train
+from mmident_jax.config import Config, Hyper, hyper
+
+BATCH_SIZE = 4096  # samples per evaluation batch, as the original
+COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
+
+
+def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_batches: int,
+              batch_size: int = BATCH_SIZE, permuted_content: bool = False):
+    """Codes (h1, h2), labelled blocks and the loss of `num_batches` fresh batches.
+
+    `split` 0 is the validation set, 1 the test set. With `permuted_content`, content
+    is permuted across each batch before mixing (both modalities alike): the codes see
+    c' while the labels keep c (on which style may depend) and c'.
+    """
+    key = jax.random.fold_in(train.stream(state.key, "evaluation"), split)
+
+    def batch(i):
+        k_pos, k_neg, k_perm = jax.random.split(jax.random.fold_in(key, i), 3)
+        sample = lambda k: latents.sample_blocks(k, state.truth.latents, cfg, hp, batch_size)
+        blocks = sample(k_pos)
+        loss = train.contrastive_loss(state.params, cfg, hp, state.truth, blocks, sample(k_neg))
+        labels = blocks.named()
+        if permuted_content:
+            c_prime = jax.random.permutation(k_perm, blocks.c)
+            blocks = blocks._replace(c=c_prime)
+            labels["c'"] = c_prime
+        return train.codes(state.params, cfg, state.truth, blocks), labels, loss
+
+    codes, labels, loss = jax.lax.map(batch, jnp.arange(num_batches))
+    flat = lambda x: x.reshape(-1, x.shape[-1])
+    return jax.tree.map(flat, codes), jax.tree.map(flat, labels), loss.mean()
+
+
+def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"), num_batches: int = 1,
+             batch_size: int = BATCH_SIZE, permuted_content: bool = False, progress=None) -> list[dict]:
+    """Rows of the results table: encoding, predicted_factors, r2_linear, r2_nonlinear (, r2_mlp).
+
+    `r2_nonlinear` is the kernel-ridge probe (NaN when not asked for); "mlp" adds an
+    `r2_mlp` column. `progress(message)` is called before each probe runs.
+    """
+    hp = hyper(cfg)
+    data = jax.jit(eval_data, static_argnums=(1, 3, 4, 5, 6))
+    val = data(state, cfg, hp, 0, num_batches, batch_size, permuted_content)
+    test = data(state, cfg, hp, 1, num_batches, batch_size, permuted_content)
+    rows = []
+    for e, encoding in enumerate(("hz1", "hz2")):
+        mean, std = P.standardize_fit(val[0][e])
+        x_val, x_test = (np.asarray(P.standardize_apply(d[0][e], mean, std)) for d in (val, test))
+        names = [k for k in (*latents.BLOCK_NAMES, "c'") if k in val[1] and val[1][k].shape[1]]
+        y_val = [np.asarray(val[1][k]) for k in names]
+        y_test = [np.asarray(test[1][k]) for k in names]
+        scores = {name: {"encoding": encoding, "predicted_factors": name,
+                         "r2_linear": math.nan, "r2_nonlinear": math.nan} for name in names}
+        for probe in probes:
+            if progress:
+                progress(f"{encoding}: {probe} probes on {len(x_val)} samples")
+            if probe == "linear":
+                for name, r2 in zip(names, P.linear_r2_blocks(x_val, y_val, x_test, y_test)):
+                    scores[name]["r2_linear"] = r2
+            elif probe == "kernel":
+                for name, (r2, _) in zip(names, P.kernel_ridge_r2_blocks(x_val, y_val, x_test, y_test)):
+                    scores[name]["r2_nonlinear"] = r2
+            elif probe == "mlp":
+                for i, name in enumerate(names):
+                    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2 * i + e)
+                    scores[name]["r2_mlp"] = P.mlp_r2(x_val, y_val[i], x_test, y_test[i], key=key)
+            else:
+                raise ValueError(f"unknown probe {probe!r}")
+        rows.extend(scores.values())
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    """CSV in the original script's layout (pandas index column first, then `COLUMNS`)."""
+    columns = list(COLUMNS) + sorted({k for row in rows for k in row} - set(COLUMNS))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([""] + columns)
+    for i, row in enumerate(rows):
+        writer.writerow([i] + [row.get(c, "") for c in columns])
+    return out.getvalue()
+
+
+def format_table(rows: list[dict]) -> str:
+    """The results as an aligned text table."""
+    columns = [c for c in list(COLUMNS) + ["r2_mlp"] if any(c in row for row in rows)]
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+    body = [[cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(v.rjust(w) for v, w in zip(cells, widths))
+    return "\n".join([line(columns)] + [line(r) for r in body])
+
+
+def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
+                 permuted_content: bool = False, progress: bool = True) -> list[dict]:
+    """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
+    cfg = rundir.load_config(run_dir)
+    state = train.restore(run_dir, cfg)
+    if progress:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        with console.status("probing") as status:
+            rows = evaluate(state, cfg, probes=probes, num_batches=num_batches,
+                            permuted_content=permuted_content, progress=status.update)
+    else:
+        rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content)
+    rundir.write_atomic(Path(run_dir) / rundir.RESULTS, to_csv(rows).encode())
+    return rows

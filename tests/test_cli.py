@@ -1,0 +1,106 @@
+"""The command line: a real subprocess per call, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mmident_jax import rundir
+
+TINY = ["--encoder-widths", "16,16", "--batch-size", "32", "--cond-pool", "1000", "--lr", "1e-3",
+        "--no-progress"]
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "mmident_jax", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def assert_usage_error(result, *words):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_train_writes_run_dir_and_resumes(tmp_path):
+    run = tmp_path / "run"
+    first = cli("train", "--run-dir", run, "--preset", "quick", "--train-steps", 200, "--log-steps", 100, *TINY)
+    assert first.returncode == 0, first.stderr
+    assert {rundir.CONFIG, rundir.CHECKPOINT, rundir.METRICS} <= set(os.listdir(run))
+    assert json.loads((run / rundir.CONFIG).read_text())["train_steps"] == 200
+    second = cli("train", "--run-dir", run, "--train-steps", 400)  # resumes with the stored settings
+    assert second.returncode == 0, second.stderr
+    assert "trained to step 400" in second.stdout
+    assert [m["step"] for m in rundir.read_metrics(run)] == [100, 200, 300, 400]
+
+
+def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, "--modality-n", 0, *TINY).returncode == 0
+    result = cli("evaluate", "--run-dir", run, "--probes", "linear", "--num-eval-batches", 1,
+                 "--permuted-content", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = (run / rundir.RESULTS).read_text().splitlines()
+    assert lines[0] == ",encoding,predicted_factors,r2_linear,r2_nonlinear"
+    assert [line.split(",")[1:3] for line in lines[1:]] == [
+        [h, f] for h in ("hz1", "hz2") for f in ("c", "s", "s~", "c'")]
+    assert "predicted_factors" in result.stdout
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--style-change-prob", 1.5], ["style_change_prob", "[0, 1]"]),
+    (["--content-n", 0], ["content_n", ">= 1"]),
+    (["--batch-size", 1], ["batch_size", ">= 2"]),
+    (["--preset", "nope"], ["unknown preset", "nope"]),
+    (["--lr", "fast"], ["--lr", "invalid float"]),
+    (["--not-a-flag"], ["unrecognized", "--not-a-flag"]),
+])
+def test_bad_train_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flags, words):
+    run = tmp_path / "run"
+    assert_usage_error(cli("train", "--run-dir", run, *flags), *words)
+    assert not run.exists()
+
+
+def test_run_dir_that_is_a_file_or_another_run_is_refused_untouched(tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("precious")
+    assert_usage_error(cli("train", "--run-dir", target, "--train-steps", 10, *TINY), "not a directory")
+    assert target.read_text() == "precious"
+    (tmp_path / "stranger").mkdir()
+    (tmp_path / "stranger" / "notes.txt").write_text("mine")
+    assert_usage_error(cli("train", "--run-dir", tmp_path / "stranger", *TINY), "holds no run")
+    run = tmp_path / "run"
+    assert cli("train", "--run-dir", run, "--train-steps", 10, "--log-steps", 10, *TINY).returncode == 0
+    before = {p: (run / p).read_bytes() for p in os.listdir(run)}
+    assert_usage_error(cli("train", "--run-dir", run, "--batch-size", 64), "batch_size=32")
+    assert {p: (run / p).read_bytes() for p in os.listdir(run)} == before
+
+
+def test_bad_evaluate_input_exits_2_and_keeps_results(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_usage_error(cli("evaluate", "--run-dir", empty), "not a run directory")
+    run = tmp_path / "run"
+    assert cli("train", "--run-dir", run, "--train-steps", 10, "--log-steps", 10, *TINY).returncode == 0
+    (run / rundir.RESULTS).write_text("earlier results\n")
+    assert_usage_error(cli("evaluate", "--run-dir", run, "--probes", "linear,magic"), "magic")
+    assert_usage_error(cli("evaluate", "--run-dir", run, "--num-eval-batches", 0), "num-eval-batches")
+    os.remove(run / rundir.CHECKPOINT)
+    assert_usage_error(cli("evaluate", "--run-dir", run), "no checkpoint")
+    assert (run / rundir.RESULTS).read_text() == "earlier results\n"
+
+
+def test_help_documents_every_flag_with_its_preset_defaults():
+    result = cli("train", "--help")
+    assert result.returncode == 0
+    for flag in ("--content-n", "--style-n", "--modality-n", "--encoding-size", "--style-change-prob",
+                 "--statistical-dependence", "--content-dependent-style", "--c-param", "--m-param",
+                 "--n-mixing-layer", "--shared-mixing", "--shared-encoder", "--seed", "--batch-size",
+                 "--lr", "--train-steps", "--log-steps"):
+        assert flag in result.stdout
+    assert "(default paper: 6144, quick: 256)" in " ".join(result.stdout.split())
