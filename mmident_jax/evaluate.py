@@ -59,7 +59,7 @@ def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_b
         return train.codes(state.params, cfg, state.truth, blocks), labels, loss
 
     codes, labels, loss = jax.lax.map(batch, jnp.arange(num_batches))
-    flat = lambda x: x.reshape(-1, x.shape[-1])
+    flat = lambda x: x.reshape(num_batches * batch_size, x.shape[-1])
     return jax.tree.map(flat, codes), jax.tree.map(flat, labels), loss.mean()
 
 

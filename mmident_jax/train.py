@@ -66,12 +66,22 @@ def init_truth(key: jax.Array, cfg: Config) -> GroundTruth:
     return GroundTruth(latents.init(k_latents, cfg), f1, f2)
 
 
+def learning_rate(cfg: Config, peak, count):
+    """The lr at optimiser step `count`: constant, or linear warm-up then cosine decay to 0.
+
+    The decay ends at `cfg.train_steps`; a run shorter than its warm-up only warms up.
+    """
+    if cfg.lr_schedule == "constant":
+        return peak
+    warm = jnp.minimum(1.0, count / max(cfg.warmup_steps, 1))
+    progress = jnp.clip((count - cfg.warmup_steps) / max(cfg.train_steps - cfg.warmup_steps, 1), 0.0, 1.0)
+    return peak * warm * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+
+
 def optimizer(cfg: Config, lr) -> optax.GradientTransformation:
-    """Adam after global-norm clipping; constant lr, or linear warm-up then cosine decay."""
-    if cfg.lr_schedule == "warmup_cosine":  # the shape is static, the peak may be traced
-        shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, cfg.warmup_steps, cfg.train_steps)
-        lr = (lambda peak: lambda count: peak * shape(count))(lr)
-    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(lr))
+    """Adam after global-norm clipping, with the schedule of `learning_rate` (peak may be traced)."""
+    schedule = lr if cfg.lr_schedule == "constant" else (lambda count: learning_rate(cfg, lr, count))
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(schedule))
 
 
 def codes(params, cfg: Config, truth: GroundTruth, blocks: latents.Blocks):
