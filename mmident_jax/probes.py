@@ -43,12 +43,15 @@ GAMMAS = tuple(float(g) for g in np.logspace(-2, 2, 4))
 REFINEMENT_STEPS = 2
 NYSTROM_RANK = 1024
 
-# Peak memory of the exact kernel ridge probe is dominated by the final refit:
-# the n x n float64 kernel plus float32 copies for the factorisation, measured
-# as about 17 n² bytes on top of ~0.5 GiB of runtime (cross-validation folds
-# only need (2n/3)²). With 22 GiB of a 24 GiB machine usable that gives
-# n ≈ 37,000; beyond it the probe refuses and points to approx="nystrom".
-EXACT_MAX_N = 36_000
+# Peak memory of the exact kernel ridge probe is set by the final refit: the n x n
+# float64 kernel (kept for the refinement residuals) plus its float32 copy and
+# Cholesky factor. Measured peak RSS growth: 0.38 GiB at n = 4096 and 1.33 GiB at
+# n = 8192, i.e. about 20 n² bytes plus ~0.3 GiB of runtime (cross-validation folds
+# only need (2n/3)², test predictions are made in row chunks). Leaving 2 GiB of a
+# 24 GiB machine to everything else gives n ≈ 34,000; beyond it the exact path
+# raises and points to approx="nystrom". (Time, not memory, is the practical
+# limit on CPU: the exact grid at n = 16384 factorises 48 matrices of 10923².)
+EXACT_MAX_N = 34_000
 _PREDICT_CHUNK = 2048
 
 
@@ -324,7 +327,7 @@ def kernel_ridge_r2_blocks(
     distinct selected pair). Returns ``[(test R², {"alpha", "gamma"}), ...]``.
 
     Exact path: time O(folds * len(alphas) * len(gammas) * (2n/3)³), memory about
-    17 n² bytes; n above `EXACT_MAX_N` (the 24 GiB limit) raises ValueError.
+    20 n² bytes; n above `EXACT_MAX_N` (the 24 GiB limit) raises ValueError.
     ``approx="nystrom"`` replaces the kernel by its Nyström approximation on ``rank``
     evenly spaced training points (memory O(n * rank)). Measured on smooth 5-D
     targets at n = 4096 its test R² was within 0.003 of the exact probe at rank
@@ -349,7 +352,7 @@ def kernel_ridge_r2_blocks(
     if approx is None and n > EXACT_MAX_N:
         raise ValueError(
             f"exact kernel ridge on n={n} training points exceeds EXACT_MAX_N={EXACT_MAX_N} "
-            f"(~17 n² bytes, sized for 24 GiB); use approx='nystrom' (rank={rank})"
+            f"(~20 n² bytes, sized for 24 GiB); use approx='nystrom' (rank={rank})"
         )
     train, train_mask = _padded([tr for tr, _ in kfold_splits(n, folds)])
     val, val_mask = _padded([va for _, va in kfold_splits(n, folds)])
