@@ -31,6 +31,7 @@ TRAIN_FLAGS = {
     "shared_mixing": "one mixing function for both modalities (multi-view)",
     "encoder_widths": "hidden widths of the encoder MLP, comma-separated (empty: paper's)",
     "shared_encoder": "one encoder for both modalities",
+    "precision": "encoder matmuls: float32, tf32 (GPUs) or bfloat16 compute (float32 params)",
     "loss": "objective: infonce (paper) or clip",
     "similarity": "similarity of the clip objective: l2 or cosine",
     "temperature": "temperature tau",

@@ -25,6 +25,7 @@ LOSSES = ("infonce", "clip")
 SIMILARITIES = ("l2", "cosine")
 MIXING_INITS = ("rejection", "orthogonal")
 SCHEDULES = ("constant", "warmup_cosine")
+PRECISIONS = ("float32", "tf32", "bfloat16")
 
 
 class ConfigError(ValueError):
@@ -55,6 +56,7 @@ class Config:
     encoding_size: int = 5
     encoder_widths: tuple[int, ...] = ()
     shared_encoder: bool = False
+    precision: str = "float32"  # encoder matmuls: float32, tf32, or bfloat16 compute
     # Objective.
     loss: str = "infonce"
     similarity: str = "l2"
@@ -114,7 +116,8 @@ def validate(cfg: Config) -> None:
         _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
     _check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
     for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES),
-                          ("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES)):
+                          ("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES),
+                          ("precision", PRECISIONS)):
         _check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
 
 

@@ -27,20 +27,29 @@ SLOPE = 0.01
 
 
 class MLP(nn.Module):
-    """Dense layers of the given widths, leaky ReLU (slope 0.01) after each hidden one."""
+    """Dense layers of the given widths, leaky ReLU (slope 0.01) after each hidden one.
+
+    Parameters are float32; `dtype` is the computation type (bfloat16 for speed).
+    """
 
     widths: Sequence[int]
     out: int
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         for width in self.widths:
-            x = nn.leaky_relu(nn.Dense(width)(x), SLOPE)
-        return nn.Dense(self.out)(x)
+            x = nn.leaky_relu(nn.Dense(width, dtype=self.dtype)(x), SLOPE)
+        return nn.Dense(self.out, dtype=self.dtype)(x).astype(jnp.float32)
+
+
+# Config.precision -> (computation dtype, matmul precision)
+PRECISION = {"float32": (jnp.float32, "float32"), "tf32": (jnp.float32, "tensorfloat32"),
+             "bfloat16": (jnp.bfloat16, "bfloat16")}
 
 
 def module(cfg: Config) -> MLP:
-    return MLP(widths=cfg.widths, out=cfg.encoding_size)
+    return MLP(widths=cfg.widths, out=cfg.encoding_size, dtype=PRECISION[cfg.precision][0])
 
 
 def names(cfg: Config) -> tuple[str, ...]:
@@ -58,4 +67,5 @@ def init(key: jax.Array, cfg: Config) -> dict:
 def encode(params: dict, cfg: Config, modality: int, x: jax.Array) -> jax.Array:
     """Codes of observations `x` of modality 1 or 2."""
     name = "g" if cfg.shared_encoder else f"g{modality}"
-    return module(cfg).apply(params[name], x)
+    with jax.default_matmul_precision(PRECISION[cfg.precision][1]):
+        return module(cfg).apply(params[name], x)
