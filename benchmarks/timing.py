@@ -1,9 +1,10 @@
 """Shared timing helpers for the benchmark scripts.
 
-`time_jax` separates XLA compilation from steady-state run time; `time_call`
-times any callable (scikit-learn, or a host function wrapping several jitted
-programs); `environment` records where the figures came from. Times are in
-seconds; spreads are min/max over the repeats.
+`time_jax` separates XLA compilation from steady-state run time and reports the
+program's memory; `time_call` times any callable (scikit-learn, or a host function
+wrapping several jitted programs); `skip_on_oom` turns running out of device memory
+into a skipped row; `environment` records where the figures came from. Times are
+in seconds; spreads are min/max over the repeats (`rel_spread` = (max - min) / median).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import jax
 
 
 def _summary(times: list[float]) -> dict:
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": len(times)}
+    median = statistics.median(times)
+    return {"median_s": median, "min_s": min(times), "max_s": max(times),
+            "rel_spread": (max(times) - min(times)) / median, "repeats": len(times)}
 
 
 def time_call(fn, *args, repeats: int = 3, warmup: int = 1) -> dict:
@@ -35,19 +39,83 @@ def time_call(fn, *args, repeats: int = 3, warmup: int = 1) -> dict:
 
 
 def time_jax(fn, *args, repeats: int = 5) -> dict:
-    """Compile time of ``jax.jit(fn)`` for ``args``, then its steady-state run time."""
+    """Compile time of ``jax.jit(fn)`` for ``args``, its steady-state run time, and its `memory`.
+
+    The compilation lands in jit's cache, so a later ``jax.jit(fn)(*args)`` of the same
+    ``fn`` object runs without compiling again. Raises `MemoryError` before running a
+    program that cannot fit in the host's memory on CPU (see `check_fits`).
+    """
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     compile_s = time.perf_counter() - start
-    return {"compile_s": compile_s, **time_call(compiled, *args, repeats=repeats, warmup=1)}
+    check_fits(compiled)
+    timing = time_call(compiled, *args, repeats=repeats, warmup=1)
+    return {"compile_s": compile_s, **timing, "memory": memory(compiled)}
+
+
+def program_bytes(compiled) -> int | None:
+    """Device memory XLA plans for one compiled program: arguments + outputs + temporaries - aliased."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return None
+    return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+            - m.alias_size_in_bytes)
+
+
+def memory(compiled) -> dict:
+    """Memory of a compiled program, read after it ran.
+
+    ``program_bytes``: XLA's plan for this program (every backend). ``device_peak_bytes``:
+    the device allocator's high-water mark for the whole process so far
+    (``memory_stats()["peak_bytes_in_use"]``; JAX cannot reset it), None where the
+    backend keeps no statistics (CPU).
+    """
+    stats = jax.devices()[0].memory_stats()
+    return {"program_bytes": program_bytes(compiled),
+            "device_peak_bytes": None if stats is None else stats.get("peak_bytes_in_use")}
+
+
+def _host_available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), None elsewhere."""
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.exists():
+        return None
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def check_fits(compiled) -> None:
+    """On CPU, raise `MemoryError` if the program plans more memory than the host has available.
+
+    On GPU and TPU, XLA itself raises RESOURCE_EXHAUSTED; on CPU the operating system
+    would kill the process instead, so the plan is checked before running.
+    """
+    if jax.default_backend() != "cpu":
+        return
+    needed, available = program_bytes(compiled), _host_available_bytes()
+    if needed is not None and available is not None and needed > available:
+        raise MemoryError(f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available")
+
+
+def skip_on_oom(fn, *args, **kwargs) -> dict:
+    """``fn(*args, **kwargs)``, or ``{"skipped": "out of memory: ..."}`` if the device runs out of memory."""
+    try:
+        return fn(*args, **kwargs)
+    except (MemoryError, jax.errors.JaxRuntimeError) as error:
+        if isinstance(error, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" not in str(error):
+            raise
+        return {"skipped": f"out of memory: {str(error).splitlines()[0][:200]}"}
 
 
 def environment() -> dict:
-    """JAX version, backend, device kind, CPU count, host and date of this run."""
+    """JAX version, backend, device kind and count, CPU count, host and date of this run."""
     return {
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

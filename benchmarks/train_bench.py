@@ -1,17 +1,21 @@
 """Training-step throughput of the paper's encoders, and its FLOP utilisation.
 
-For each batch size: compile time of a scanned chunk of steps, steady-state
-steps/s and samples/s, analytic model FLOP/s, and that as a fraction of a large
-float32 matmul timed in the same process (the best of a few sizes: the achievable
-peak here). Also the
-time to build the ground truth (latent model and both rejection-sampled mixers).
+For each batch size (smallest first): compile time of a scanned chunk of steps,
+steady-state steps/s and samples/s, analytic model FLOP/s, and that as a fraction
+of (a) the best square matmul timed in the same process and precision (the
+achievable peak here) and (b) the vendor's dense peak for this device and precision,
+where `VENDOR_PEAKS` knows the device. Also the memory of each program, and the time
+to build the ground truth (latent model and both rejection-sampled mixers). A batch
+that does not fit in memory is recorded as skipped.
 
-    python benchmarks/train_bench.py [--batch-sizes 256 1024 6144] [--out FILE.json] [--smoke]
+    python benchmarks/train_bench.py [--batch-sizes 256 1024 6144 16384]
+                                     [--precision float32|tf32|bfloat16] [--out FILE.json] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -20,10 +24,43 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import environment, time_call, time_jax  # noqa: E402
+from timing import environment, skip_on_oom, time_call, time_jax  # noqa: E402
 
-from mmident_jax import train  # noqa: E402
-from mmident_jax.config import PRESETS, Config, hyper, replace  # noqa: E402
+from mmident_jax import encoders, train  # noqa: E402
+from mmident_jax.config import PRECISIONS, PRESETS, Config, hyper, replace  # noqa: E402
+
+# Tiny encoders and mixer pool: the same programs as the paper's, in seconds on a CPU.
+SMOKE = replace(PRESETS["paper"], encoder_widths=(32, 32), cond_pool=1000)
+
+# Dense (no sparsity) peak FLOP/s per chip from the vendors' datasheets, by
+# `jax.devices()[0].device_kind` and `Config.precision`. TPUs publish bfloat16 only
+# (XLA runs float32 matmuls there as several bfloat16 passes); V100s have no TF32 or
+# bfloat16 units. Unknown devices or precisions get no vendor figure.
+_H100_SXM = {"float32": 67e12, "tf32": 494.7e12, "bfloat16": 989.4e12}
+_A100 = {"float32": 19.5e12, "tf32": 156e12, "bfloat16": 312e12}
+VENDOR_PEAKS = {
+    "NVIDIA H100 80GB HBM3": _H100_SXM,
+    "NVIDIA H100 PCIe": {"float32": 51e12, "tf32": 378e12, "bfloat16": 756e12},
+    "NVIDIA H200": _H100_SXM,
+    "NVIDIA A100-SXM4-40GB": _A100,
+    "NVIDIA A100-SXM4-80GB": _A100,
+    "NVIDIA A100-PCIE-40GB": _A100,
+    "NVIDIA A100 80GB PCIe": _A100,
+    "Tesla V100-SXM2-16GB": {"float32": 15.7e12},
+    "Tesla V100-SXM2-32GB": {"float32": 15.7e12},
+    "Tesla V100-PCIE-16GB": {"float32": 14e12},
+    "Tesla V100-PCIE-32GB": {"float32": 14e12},
+    "TPU v4": {"bfloat16": 275e12},
+    "TPU v5 lite": {"bfloat16": 197e12},  # v5e
+    "TPU v5e": {"bfloat16": 197e12},
+    "TPU v5": {"bfloat16": 459e12},  # v5p
+    "TPU v5p": {"bfloat16": 459e12},
+}
+
+
+def vendor_peak(device_kind: str, precision: str) -> float | None:
+    """The vendor's dense peak FLOP/s for this device kind and precision, or None if unknown."""
+    return VENDOR_PEAKS.get(device_kind, {}).get(precision)
 
 
 def encoder_flops_per_sample(cfg: Config) -> int:
@@ -44,59 +81,122 @@ def step_flops(cfg: Config) -> int:
     return encoders + distances + mixing
 
 
-def matmul_peak(sizes=(1024, 2048, 4096), repeats: int = 5) -> dict:
-    """FLOP/s of square float32 matmuls; the best size is the in-process reference peak."""
-    by_size = {}
-    for n in sizes:
-        a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
-        by_size[n] = 2 * n ** 3 / time_jax(jnp.matmul, a, a, repeats=repeats)["min_s"]
+def matmul_peak(precision: str = "float32", max_n: int = 16384, enough_s: float = 0.5,
+                repeats: int = 5) -> dict:
+    """FLOP/s of square matmuls in `precision` (as the encoders compute); the best is the reference peak.
+
+    n doubles from 256 until one product takes `enough_s` (so dispatch overhead does not
+    count on fast devices) or reaches `max_n`.
+    """
+    dtype, matmul_precision = encoders.PRECISION[precision]
+    by_size, n = {}, 256
+    with jax.default_matmul_precision(matmul_precision):
+        while True:
+            a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+            seconds = time_jax(jnp.matmul, a, a, repeats=repeats)["min_s"]
+            by_size[n] = 2 * n ** 3 / seconds
+            if seconds >= enough_s or n >= max_n:
+                break
+            n *= 2
     best = max(by_size, key=by_size.get)
-    return {"n": best, "flops_per_s": by_size[best], "flops_per_s_by_n": by_size}
+    return {"precision": precision, "n": best, "flops_per_s": by_size[best], "flops_per_s_by_n": by_size}
 
 
-def bench_batch(cfg: Config, steps: int, repeats: int) -> dict:
-    hp = hyper(cfg)
-    state = jax.jit(train.make_init(cfg))(jax.random.PRNGKey(0), hp)
+@functools.cache
+def init_state(cfg: Config) -> train.TrainState:
+    """The training state before the first step (seed 0), cached per config.
+
+    Batch size and precision do not change it, so one state serves every row.
+    """
+    return jax.jit(train.make_init(cfg))(jax.random.PRNGKey(0), hyper(cfg))
+
+
+def train_chunk(cfg: Config, steps: int):
+    """``(state, hp) -> (state, losses)``: `steps` optimisation steps in one `lax.scan`."""
     run = train.make_run(cfg)
-    t = time_jax(lambda s, h: run(s, h, steps), state, hp, repeats=repeats)
+    return lambda state, hp: run(state, hp, steps)
+
+
+def chunk_steps(batch_size: int) -> int:
+    """Steps per timed call: about the same work per call at every batch size."""
+    return max(1, 4096 // batch_size)
+
+
+def timed_calls(batch_size: int) -> int:
+    """Timed calls (repeats) per row: fewer where each call is a long one."""
+    return 2 if batch_size >= 4096 else 5
+
+
+def throughput(cfg: Config, steps: int, t: dict) -> dict:
+    """A row of figures from `time_jax`'s figures `t` for calls of `steps` steps at `cfg`."""
     per_step = t["median_s"] / steps
     flops = step_flops(cfg)
-    return {"batch_size": cfg.batch_size, "steps_per_call": steps, "compile_s": t["compile_s"],
-            "step_s": per_step, "steps_per_s": 1 / per_step, "samples_per_s": cfg.batch_size / per_step,
-            "step_flops": flops, "flops_per_s": flops / per_step, "timing": t}
+    return {"batch_size": cfg.batch_size, "precision": cfg.precision, "steps_per_call": steps,
+            "compile_s": t["compile_s"], "step_s": per_step, "steps_per_s": 1 / per_step,
+            "samples_per_s": cfg.batch_size / per_step, "step_flops": flops, "flops_per_s": flops / per_step,
+            "memory": t["memory"], "timing": {k: v for k, v in t.items() if k != "memory"}}
 
 
-def main(argv=None):
+def bench_batch(cfg: Config, state: train.TrainState) -> dict:
+    """Compile time, steady-state step time, throughput and memory of `cfg` from `state`."""
+    steps = chunk_steps(cfg.batch_size)
+    t = time_jax(train_chunk(cfg, steps), state, hyper(cfg), repeats=timed_calls(cfg.batch_size))
+    return throughput(cfg, steps, t)
+
+
+def fmt(value, spec: str) -> str:
+    """`value` formatted with `spec`, or "-" for None (a figure this device or run does not have)."""
+    return "-" if value is None else format(value, spec)
+
+
+def megabytes(n: int | None) -> str:
+    return fmt(None if n is None else n / 2**20, ".1f")
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'batch':>6} {'compile s':>10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'samples/s':>10} "
+          f"{'GFLOP/s':>8} {'of peak':>8} {'of vendor':>9} {'prog MB':>8} {'dev MB':>7}")
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['batch_size']:>6} skipped: {r['skipped']}")
+            continue
+        print(f"{r['batch_size']:>6} {r['compile_s']:>10.2f} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
+              f"{r['steps_per_s']:>8.2f} {r['samples_per_s']:>10.0f} {r['flops_per_s'] / 1e9:>8.1f} "
+              f"{r['fraction_of_matmul_peak']:>8.1%} {fmt(r['fraction_of_vendor_peak'], '.1%'):>9} "
+              f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}")
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 6144])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 6144, 16384])
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_bench.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds on a CPU")
     args = parser.parse_args(argv)
 
-    base = PRESETS["paper"]
-    if args.smoke:
-        base = replace(base, encoder_widths=(32, 32), cond_pool=1000)
-        args.batch_sizes = [64]
-    peak = matmul_peak((256, 512) if args.smoke else (1024, 2048, 4096))
+    preset = SMOKE if args.smoke else PRESETS["paper"]
+    base = replace(preset, precision=args.precision)
+    batch_sizes = [64] if args.smoke else sorted(args.batch_sizes)
     truth = time_call(jax.jit(lambda k: train.init_truth(k, base)), jax.random.PRNGKey(0), repeats=3)
-    rows = []
-    for b in args.batch_sizes:
-        steps = max(1, 4096 // b)  # about the same work per timed call
-        row = bench_batch(replace(base, batch_size=b), steps, repeats=2 if b >= 4096 else 5)
-        row["fraction_of_matmul_peak"] = row["flops_per_s"] / peak["flops_per_s"]
-        rows.append(row)
+    state = init_state(preset)
+    rows = [{"batch_size": b, **skip_on_oom(bench_batch, replace(base, batch_size=b), state)} for b in batch_sizes]
+    # After the batches, so that each batch's device memory high-water mark is its own.
+    peak = matmul_peak(args.precision, max_n=512 if args.smoke else 16384)
+    vendor = vendor_peak(jax.devices()[0].device_kind, args.precision)
+    for r in rows:
+        if "skipped" not in r:
+            r["fraction_of_matmul_peak"] = r["flops_per_s"] / peak["flops_per_s"]
+            r["fraction_of_vendor_peak"] = None if vendor is None else r["flops_per_s"] / vendor
 
-    print(f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}x{peak['n']} float32)")
+    print(f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}x{peak['n']} {args.precision}); "
+          f"vendor peak: {'unknown' if vendor is None else f'{vendor / 1e12:.1f} TFLOP/s'}")
     print(f"ground truth (latents + 2 mixers): first call {truth['first_s']:.2f} s (with compile), "
           f"then {truth['median_s']:.3f} s")
-    print(f"{'batch':>6} {'compile s':>10} {'step s':>8} {'steps/s':>8} {'samples/s':>10} "
-          f"{'GFLOP/s':>8} {'of peak':>8}")
-    for r in rows:
-        print(f"{r['batch_size']:>6} {r['compile_s']:>10.2f} {r['step_s']:>8.4f} {r['steps_per_s']:>8.2f} "
-              f"{r['samples_per_s']:>10.0f} {r['flops_per_s'] / 1e9:>8.1f} {r['fraction_of_matmul_peak']:>8.1%}")
+    print_table(rows)
+    result = {"environment": environment(), "config": base.to_dict(), "matmul_peak": peak,
+              "vendor_peak_flops_per_s": vendor, "ground_truth": truth, "batches": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": environment(), "config": base.to_dict(),
-                                    "matmul_peak": peak, "ground_truth": truth, "batches": rows}, indent=2))
+    args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -1,4 +1,4 @@
-"""The `mmident-jax` command: `train` and `evaluate` (DESIGN §3).
+"""The `mmident-jax` command: `train`, `evaluate` and `sweep` (DESIGN §3).
 
 Bad input exits with status 2 and one line naming the problem; nothing existing is
 overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
@@ -102,6 +102,20 @@ def build_parser() -> Parser:
     evaluate.add_argument("--permuted-content", action="store_true",
                           help="intervention: permute content across the batch, report c' too")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress display")
+
+    sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
+    sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
+    sweep.add_argument("--preset", required=True, help="table1, table1-quick, table4, table4-quick, "
+                                                       "interventions, interventions-quick")
+    sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
+    sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
+    sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
+    sweep.add_argument("--coordinator-address", help="multi-host: host:port of process 0")
+    sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
+    sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
+    sweep.add_argument("--distributed", action="store_true",
+                       help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress display")
     return parser
 
 
@@ -131,7 +145,7 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from mmident_jax import evaluate
+    from mmident_jax.evaluate import evaluate_run, format_table
 
     probes = tuple(p for p in args.probes.split(",") if p)
     unknown = [p for p in probes if p not in PROBES]
@@ -139,9 +153,37 @@ def _evaluate(args) -> None:
         raise ConfigError(f"unknown probe {unknown[0] if unknown else '(none)'!r}; choose from {','.join(PROBES)}")
     if args.num_eval_batches < 1:
         raise ConfigError(f"--num-eval-batches must be >= 1, got {args.num_eval_batches}")
-    table = evaluate.evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
+    table = evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
                                   permuted_content=args.permuted_content, progress=not args.no_progress)
-    print(evaluate.format_table(table))
+    print(format_table(table))
+
+
+def _sweep(args) -> None:
+    from pathlib import Path
+
+    from mmident_jax import sweep
+
+    if args.preset not in sweep.SWEEP_PRESETS:
+        raise ConfigError(f"unknown sweep preset {args.preset!r}; choose from {', '.join(sweep.SWEEP_PRESETS)}")
+    for flag in ("seeds", "train_steps", "num_eval_batches"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.coordinator_address or args.distributed:
+        sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+    preset = sweep.SWEEP_PRESETS[args.preset].with_overrides(
+        seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches)
+    out = Path(args.out)
+    identity = {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps,
+                "num_eval_batches": preset.num_eval_batches}
+    sweep.prepare_out(out, identity)
+    rows = sweep.sweep(preset, out, progress=not args.no_progress)
+    import jax
+
+    if jax.process_index() == 0:
+        for skipped in sweep.write_results(out, args.preset, rows, preset.seeds):
+            print(f"skipped {skipped}", file=sys.stderr)
+        print((out / "results.md").read_text())
 
 
 def main(argv=None) -> int:
@@ -150,7 +192,7 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        {"train": _train, "evaluate": _evaluate}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
     except (ConfigError, RunDirError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -84,20 +84,20 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(run_dir, state) -> None:
+def save_checkpoint(run_dir, state, name: str = CHECKPOINT) -> None:
     """Atomically write a pytree of arrays (the training state)."""
-    write_atomic(Path(run_dir) / CHECKPOINT, serialization.to_bytes(jax.device_get(state)))
+    write_atomic(Path(run_dir) / name, serialization.to_bytes(jax.device_get(state)))
 
 
 def has_checkpoint(run_dir) -> bool:
     return (Path(run_dir) / CHECKPOINT).is_file()
 
 
-def restore_checkpoint(run_dir, target):
+def restore_checkpoint(run_dir, target, name: str = CHECKPOINT):
     """Read the checkpoint into the structure of `target` (arrays or ShapeDtypeStructs)."""
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(run_dir) / name
     if not path.is_file():
-        raise RunDirError(f"{run_dir} has no checkpoint ({CHECKPOINT}); train it first")
+        raise RunDirError(f"{run_dir} has no checkpoint ({name}); train it first")
     return serialization.from_bytes(target, path.read_bytes())
 
 

@@ -1,0 +1,135 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from mmident_jax import sweep, train
+from mmident_jax.evaluate import evaluate
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep_worker import PRESET  # noqa: E402
+
+WORKER = str(Path(__file__).parent / "sweep_worker.py")
+
+
+def run_worker(*args, devices=1):
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    return subprocess.Popen([sys.executable, WORKER, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def worker_result(proc):
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    reports = [line for line in out.splitlines() if line.startswith("{")]  # gloo logs to stdout too
+    return json.loads(reports[-1]) if reports else None
+
+
+@pytest.fixture(scope="module")
+def one_device():
+    return worker_result(run_worker())
+
+
+def assert_same_rows(got, want, atol):
+    assert [(r["mechanism"], r["p_chg"], r["seed"], r["encoding"], r["predicted_factors"]) for r in got] == \
+           [(r["mechanism"], r["p_chg"], r["seed"], r["encoding"], r["predicted_factors"]) for r in want]
+    np.testing.assert_allclose([r["r2_linear"] for r in got], [r["r2_linear"] for r in want], atol=atol)
+
+
+def test_programs_group_settings_that_differ_only_in_numbers():
+    groups = sweep.group_runs(sweep.SWEEP_PRESETS["table1-quick"])
+    # p_chg 1.0 and 0.75 share a program; statistical/causal and the mechanism do not
+    assert [len(runs) for _, runs in groups] == [6, 3, 3, 3, 6, 3, 3, 3]
+    assert sum(len(runs) for _, runs in groups) == 30
+
+
+def test_vmapped_sweep_equals_separate_single_seed_runs():
+    (cfg, runs), = sweep.group_runs(PRESET)[:1]
+    stacked = sweep.train_group(cfg, runs)
+    rows = sweep.evaluate_group(stacked, runs, PRESET)
+    assert len(runs) == 6  # two settings (p_chg 1.0, 0.75) x three seeds in one program
+    for i, (setting, seed) in enumerate(runs):
+        single, _ = jax.jit(train.make_train(setting.cfg))(jax.random.PRNGKey(seed))
+        for a, b in zip(jax.tree.leaves(stacked.params), jax.tree.leaves(single.params)):
+            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=2e-4, atol=2e-5)
+        single_rows = evaluate(single, setting.cfg, probes=("linear",), num_batches=1, batch_size=512)
+        mine = [r for r in rows if r["seed"] == seed and r["p_chg"] == setting.cfg.style_change_prob]
+        np.testing.assert_allclose([r["r2_linear"] for r in mine], [r["r2_linear"] for r in single_rows],
+                                   atol=1e-4)
+
+
+def test_eight_fake_devices_give_the_same_numbers(one_device):
+    eight = worker_result(run_worker(devices=8))
+    assert (one_device["devices"], eight["devices"]) == (1, 8)
+    assert_same_rows(eight["rows"], one_device["rows"], atol=1e-4)
+    np.testing.assert_allclose(eight["params"], one_device["params"], rtol=2e-4, atol=2e-5)
+
+
+def test_two_processes_give_the_same_numbers(one_device):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [run_worker(f"127.0.0.1:{port}", 2, i) for i in range(2)]
+    results = [worker_result(p) for p in procs]
+    assert results[1] is None  # only process 0 reports
+    assert results[0]["devices"] == 2
+    assert_same_rows(results[0]["rows"], one_device["rows"], atol=1e-4)
+    np.testing.assert_allclose(results[0]["params"], one_device["params"], rtol=2e-4, atol=2e-5)
+
+
+def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
+    first = sweep.sweep(PRESET, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("group*.json")) == ["group0.json", "group1.json"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished group was trained again")
+
+    monkeypatch.setattr(sweep, "train_group", no_training)
+    again = sweep.sweep(PRESET, tmp_path, progress=False)
+    assert json.dumps(again) == json.dumps(first)  # NaN-safe: r2_nonlinear is NaN (not probed)
+
+
+def test_tables_have_the_papers_layout(tmp_path):
+    rows = [{"mechanism": m, "p_chg": 0.75, "statistical": False, "causal": True, "seed": seed,
+             "encoding": e, "predicted_factors": f, "r2_linear": 0.5, "r2_nonlinear": 0.9 if f == "c" else 0.1 * seed}
+            for m in ("original", "multimodal") for seed in (0, 1) for e in ("hz1", "hz2")
+            for f in (("c", "s", "s~") if m == "original" else ("c", "s", "s~", "m1", "m2"))]
+    md = sweep.to_markdown("demo", rows, seeds=2)
+    assert "| p_chg | stat. | caus. | hz1: c | hz1: s | hz2: c | hz2: s~ |" in md
+    assert "| 0.75 | no | yes | 0.90±0.00 | 0.05±0.05 | 0.05±0.05 | 0.90±0.00 | 0.05±0.05 | 0.05±0.05 |" in md
+    csv_lines = sweep.to_csv(rows).splitlines()
+    assert csv_lines[0] == ",".join(sweep.COLUMNS)
+    assert len(csv_lines) == len(rows) + 1
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "mmident_jax", *map(str, args)], capture_output=True,
+                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "table9"], ["unknown sweep preset", "table9"]),
+    (["--preset", "table1-quick", "--seeds", 0], ["--seeds", ">= 1"]),
+])
+def test_bad_sweep_input_exits_2_with_one_line(tmp_path, args, words):
+    result = cli("sweep", "--out", tmp_path / "out", *args)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert all(w in result.stderr for w in words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
+    sweep.prepare_out(tmp_path, {"preset": "table4-quick", "seeds": 3, "train_steps": None, "num_eval_batches": 1})
+    (tmp_path / "results.md").write_text("earlier table")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = cli("sweep", "--out", tmp_path, "--preset", "table1-quick")
+    assert result.returncode == 2 and "holds another sweep" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
