@@ -96,6 +96,22 @@ def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
     assert json.dumps(again) == json.dumps(first)  # NaN-safe: r2_nonlinear is NaN (not probed)
 
 
+def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
+    (cfg, runs), = sweep.group_runs(PRESET)[:1]
+    uninterrupted = sweep.train_group(cfg, runs)
+
+    def interrupt(n):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # stopped after the first chunk was checkpointed
+        sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=interrupt)
+    chunks = []
+    resumed = sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=chunks.append)
+    assert chunks == [cfg.train_steps - cfg.log_steps]  # only the remaining chunk was trained
+    for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_tables_have_the_papers_layout(tmp_path):
     rows = [{"mechanism": m, "p_chg": 0.75, "statistical": False, "causal": True, "seed": seed,
              "encoding": e, "predicted_factors": f, "r2_linear": 0.5, "r2_nonlinear": 0.9 if f == "c" else 0.1 * seed}
