@@ -43,16 +43,18 @@ GAMMAS = tuple(float(g) for g in np.logspace(-2, 2, 4))
 REFINEMENT_STEPS = 2
 NYSTROM_RANK = 1024
 
-# Peak memory of the exact kernel ridge probe is set by the final refit: the n x n
-# float64 kernel (kept for the refinement residuals), its float32 copy and the
-# Cholesky factor. Measured peak RSS growth: 0.38 GiB at n = 4096, 1.33 GiB at
-# n = 8192 and 5.14 GiB for the refit alone at n = 16384, i.e. about 20.6 n² bytes
-# plus ~0.3 GiB of runtime (cross-validation folds only need (2n/3)², test
-# predictions are made in row chunks). Leaving 2 GiB of a 24 GiB machine to
-# everything else gives n ≈ 33,600; beyond EXACT_MAX_N the exact path raises and
+# Peak memory of the exact kernel ridge probe, measured as peak RSS growth: the
+# final refit (the n x n float64 kernel kept for the refinement residuals, its
+# float32 copy and Cholesky factor) takes 20.6 n² bytes (5.14 GiB at n = 16384);
+# cross-validation, with four alphas of one (2n/3)² fold batched, 21.1 n²
+# (1.32 GiB at n = 8192); plus ~0.3 GiB of runtime. Test predictions are made in
+# row chunks. Leaving 2 GiB of a 24 GiB machine to everything else gives
+# n ≈ 33,200; beyond EXACT_MAX_N the exact path raises and
 # points to approx="nystrom". (On CPU time is the practical limit: the exact grid
-# at n = 16384 factorises 48 matrices of 10923², about 5 minutes here.)
+# at n = 16384 factorises 48 matrices of 10923², ~5 minutes at the 65 GFLOP/s
+# float32 Cholesky rate measured on 2 cores.)
 EXACT_MAX_N = 33_000
+_ALPHA_BATCH = 4
 _PREDICT_CHUNK = 2048
 
 
@@ -222,8 +224,9 @@ def _cv_scores(x, y, train, train_mask, val, val_mask, alphas, gammas):
 
     Folds are padded to equal size: padded training rows get a unit diagonal, zero
     kernel and zero target, so their weights are exactly 0; padded validation rows
-    get weight 0. One kernel per (gamma, fold) is built and shared by all alphas;
-    the grid runs sequentially (lax.map) so only one factorisation is live at a time.
+    get weight 0. One kernel per (gamma, fold) is built and shared by all alphas,
+    whose factorisations are batched (vmap, `_ALPHA_BATCH` at a time); the
+    (gamma, fold) pairs run one after another (lax.map), which bounds memory.
     """
 
     def one_kernel(args):
@@ -236,7 +239,7 @@ def _cv_scores(x, y, train, train_mask, val, val_mask, alphas, gammas):
             w = _solve_refined(k, jnp.where(tr_mask, alpha, 1.0), y_tr)
             return _r2_columns(y[va], k_val @ w, va_mask[:, None].astype(y.dtype), jnp)
 
-        return lax.map(one_alpha, alphas)
+        return lax.map(one_alpha, alphas, batch_size=_ALPHA_BATCH)
 
     n_gammas, n_folds = len(gammas), len(train)
     per_kernel = (jnp.repeat(gammas, n_folds),) + tuple(
