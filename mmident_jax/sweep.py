@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -35,7 +34,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mmident_jax import rundir, train
 from mmident_jax.evaluate import BATCH_SIZE, evaluate
 from mmident_jax.config import PRESETS, Config, Hyper, hyper, replace
-from mmident_jax.latents import BLOCK_NAMES
 
 COLUMNS = ("mechanism", "p_chg", "statistical", "causal", "seed", "encoding", "predicted_factors",
            "r2_linear", "r2_nonlinear")
