@@ -29,6 +29,7 @@ float32 like the encoders.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 
@@ -450,53 +451,60 @@ def _heads_xent(sizes: tuple[int, ...]):
     return loss
 
 
-@functools.partial(
-    jax.jit, static_argnames=("loss", "out_dim", "hidden", "steps", "batch_size", "eval_every", "patience")
-)
-def _fit_mlp(key, x, t, x_val, t_val, learning_rate, *, loss, out_dim, hidden, steps, batch_size, eval_every, patience):
-    """Adam on random mini-batches; every ``eval_every`` steps the held-out loss is
-    checked, the best parameters kept, and training stops after ``patience`` checks
-    without improvement or ``steps`` steps."""
+@dataclasses.dataclass(frozen=True)
+class _Training:
+    """MLP probe settings (hashable: static under jit); see `mlp_r2`."""
+
+    hidden: tuple[int, ...]
+    steps: int
+    batch_size: int
+    learning_rate: float
+    val_fraction: float
+    eval_every: int
+    patience: int
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "out_dim", "cfg"))
+def _fit_mlp(key, x, t, x_val, t_val, *, loss, out_dim, cfg: _Training):
+    """Adam on random mini-batches; every ``cfg.eval_every`` steps the held-out loss
+    is checked and the best parameters kept; stops after ``cfg.patience`` checks
+    without improvement or ``cfg.steps`` steps."""
     init_key, batch_key = jax.random.split(key)
-    params = _mlp_init(init_key, (x.shape[1], *hidden, out_dim))
-    opt = optax.adam(learning_rate)
+    params = _mlp_init(init_key, (x.shape[1], *cfg.hidden, out_dim))
+    opt = optax.adam(cfg.learning_rate)
 
     def objective(p, xb, tb):
         return loss(_mlp_apply(p, xb), tb)
 
     def step(carry, i):
         p, state = carry
-        idx = jax.random.randint(jax.random.fold_in(batch_key, i), (batch_size,), 0, len(x))
+        idx = jax.random.randint(jax.random.fold_in(batch_key, i), (cfg.batch_size,), 0, len(x))
         updates, state = opt.update(jax.grad(objective)(p, x[idx], t[idx]), state)
         return (optax.apply_updates(p, updates), state), None
 
     def train_round(carry):
         p, state, best, best_loss, stale, r = carry
-        (p, state), _ = lax.scan(step, (p, state), r * eval_every + jnp.arange(eval_every))
+        (p, state), _ = lax.scan(step, (p, state), r * cfg.eval_every + jnp.arange(cfg.eval_every))
         val_loss = objective(p, x_val, t_val)
         better = val_loss < best_loss
         best = jax.tree.map(lambda new, old: jnp.where(better, new, old), p, best)
         return p, state, best, jnp.minimum(val_loss, best_loss), jnp.where(better, 0, stale + 1), r + 1
 
     def running(carry):
-        return (carry[-1] < steps // eval_every) & (carry[-2] < patience)
+        return (carry[-1] < cfg.steps // cfg.eval_every) & (carry[-2] < cfg.patience)
 
     start = (params, opt.init(params), params, objective(params, x_val, t_val), 0, 0)
     return lax.while_loop(running, train_round, start)[2]
 
 
-def _train_mlp(key, x, t, x_test, *, loss, out_dim, hidden, steps, batch_size, learning_rate, val_fraction, eval_every, patience):
-    """Standardise inputs, hold out ``val_fraction`` of the rows, fit; return test outputs."""
+def _train_mlp(key, x, t, x_test, *, loss, out_dim, cfg: _Training):
+    """Standardise inputs, hold out ``cfg.val_fraction`` of the rows, fit; return test outputs."""
     mean, std = standardize_fit(x)
     x, x_test = standardize_apply(x, mean, std), standardize_apply(x_test, mean, std)
     split_key, fit_key = jax.random.split(key)
     order = jax.random.permutation(split_key, len(x))
-    val, fit = jnp.split(order, [max(1, round(val_fraction * len(x)))])
-    params = _fit_mlp(
-        fit_key, x[fit], t[fit], x[val], t[val], learning_rate,
-        loss=loss, out_dim=out_dim, hidden=tuple(hidden), steps=steps,
-        batch_size=batch_size, eval_every=eval_every, patience=patience,
-    )
+    val, fit = jnp.split(order, [max(1, round(cfg.val_fraction * len(x)))])
+    params = _fit_mlp(fit_key, x[fit], t[fit], x[val], t[val], loss=loss, out_dim=out_dim, cfg=cfg)
     return _mlp_apply(params, x_test)
 
 
@@ -519,11 +527,10 @@ def mlp_r2(
     """
     y = _as_2d(y_train, np.float32)
     y_mean, y_std = standardize_fit(y)
+    cfg = _Training(tuple(hidden), steps, batch_size, learning_rate, val_fraction, eval_every, patience)
     pred = _train_mlp(
         key, jnp.asarray(x_train, jnp.float32), standardize_apply(y, y_mean, y_std),
-        jnp.asarray(x_test, jnp.float32), loss=_mse, out_dim=y.shape[1], hidden=hidden,
-        steps=steps, batch_size=batch_size, learning_rate=learning_rate,
-        val_fraction=val_fraction, eval_every=eval_every, patience=patience,
+        jnp.asarray(x_test, jnp.float32), loss=_mse, out_dim=y.shape[1], cfg=cfg,
     )
     return r2_score(y_test, pred * y_std + y_mean)
 
@@ -618,11 +625,10 @@ def mlp_accuracy(
     """
     classes, train, test = _encode_labels(y_train, y_test)
     sizes = tuple(len(c) for c in classes)
+    cfg = _Training(tuple(hidden), steps, batch_size, learning_rate, val_fraction, eval_every, patience)
     logits = _train_mlp(
         key, jnp.asarray(x_train, jnp.float32), jnp.asarray(train),
-        jnp.asarray(x_test, jnp.float32), loss=_heads_xent(sizes), out_dim=sum(sizes),
-        hidden=hidden, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
-        val_fraction=val_fraction, eval_every=eval_every, patience=patience,
+        jnp.asarray(x_test, jnp.float32), loss=_heads_xent(sizes), out_dim=sum(sizes), cfg=cfg,
     )
     heads = jnp.split(logits, np.cumsum(sizes)[:-1].tolist(), axis=1)
     return float(np.mean([np.mean(np.asarray(h.argmax(1)) == test[:, j]) for j, h in enumerate(heads)]))

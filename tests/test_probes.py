@@ -96,7 +96,7 @@ def test_linear_r2_equals_sklearn():
 def test_linear_r2_blocks_equal_single_calls():
     x, y, x_test, y_test = regression_data()
     blocks = probes.linear_r2_blocks(x, [y[:, :2], y[:, 2]], x_test, [y_test[:, :2], y_test[:, 2]])
-    singles = [probes.linear_r2(x, y[:, :2], x_test, y_test[:, :2]), probes.linear_r2(x, y[:, 2], x_test, y_test[:, 2])]
+    singles = [probes.linear_r2(x, y[:, cols], x_test, y_test[:, cols]) for cols in (slice(0, 2), 2)]
     np.testing.assert_allclose(blocks, singles, rtol=1e-10)
 
 
@@ -162,7 +162,7 @@ def test_mlp_r2_fits_smooth_target_deterministically():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 3)).astype(np.float32)
     y = np.sin(x[:, :2]) + 0.5 * x[:, 2:] ** 2
-    kwargs = dict(key=jax.random.key(0), hidden=(64, 64), steps=1500)
+    kwargs = {"key": jax.random.key(0), "hidden": (64, 64), "steps": 1500}
     r2 = probes.mlp_r2(x[:1000], y[:1000], x[1000:], y[1000:], **kwargs)
     assert r2 > 0.95
     assert probes.mlp_r2(x[:1000], y[:1000], x[1000:], y[1000:], **kwargs) == r2
@@ -201,7 +201,8 @@ def test_logistic_fit_reaches_sklearn_optimum(n_classes):
     x, y, x_test, _ = classification_data(n_classes, seed=1)
     sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(x, y)
     with jax.enable_x64(True):
-        w = probes._fit_logistic(jnp.asarray(x), jnp.asarray(y), 0.5, 1e-9, n_classes=n_classes, max_iter=1000)
+        w = probes._fit_logistic(jnp.asarray(x), jnp.asarray(y), 0.5, 1e-9,
+                                 n_classes=n_classes, max_iter=1000)
         proba = jax.nn.softmax(probes._logits(w, jnp.asarray(x_test), n_classes))
     np.testing.assert_allclose(proba, sk.predict_proba(x_test), atol=1e-5)
 
@@ -210,7 +211,7 @@ def test_logistic_accuracy_averages_label_columns():
     x, y4, x_test, y4_test = classification_data(4)
     y2, y2_test = y4 // 2, y4_test // 2
     both = probes.logistic_accuracy(x, np.column_stack([y2, y4]), x_test, np.column_stack([y2_test, y4_test]))
-    singles = [probes.logistic_accuracy(x, y2, x_test, y2_test), probes.logistic_accuracy(x, y4, x_test, y4_test)]
+    singles = [probes.logistic_accuracy(x, y, x_test, y_test) for y, y_test in ((y2, y2_test), (y4, y4_test))]
     assert both == pytest.approx(np.mean(singles))
     with pytest.raises(ValueError, match="single class"):
         probes.logistic_accuracy(x, np.zeros(len(x), int), x_test, y2_test)
