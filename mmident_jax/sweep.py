@@ -151,7 +151,7 @@ def train_group(cfg: Config, runs: list[tuple[Setting, int]], out: Path | None =
     run, chunks = train.make_run(cfg), {}
     step = int(_gather(state.step)[0])
     while step < cfg.train_steps:
-        n = min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
+        n = train.chunk_length(cfg, step)
         if n not in chunks:
             chunks[n] = jax.jit(jax.vmap(lambda s, h, n=n: run(s, h, n)), donate_argnums=0)
         state, losses = chunks[n](state, hp)

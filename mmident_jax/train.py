@@ -188,6 +188,11 @@ def restore(run_dir, cfg: Config) -> TrainState:
     return jax.tree.map(jnp.asarray, rundir.restore_checkpoint(run_dir, shapes))
 
 
+def chunk_length(cfg: Config, step: int) -> int:
+    """Steps of the next scanned chunk from `step`: up to the next multiple of `log_steps`."""
+    return min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -210,7 +215,7 @@ def fit(cfg: Config, run_dir, *, progress: bool = True, print_fn=print) -> Train
     bar = _progress(progress, start, cfg.train_steps)
     while int(state.step) < cfg.train_steps:
         step = int(state.step)
-        n = min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
+        n = chunk_length(cfg, step)
         if n not in compiled:
             compiled[n] = run.lower(state, hp, n).compile()
         t0 = time.perf_counter()
