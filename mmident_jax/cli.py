@@ -11,6 +11,7 @@ import dataclasses
 import sys
 
 from mmident_jax.config import PRESETS, Config, ConfigError, replace
+from mmident_jax.evaluate import PROBES
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
 TRAIN_FLAGS = {
@@ -24,6 +25,8 @@ TRAIN_FLAGS = {
     "c_param": "std of the style perturbation",
     "m_param": "std of the latent marginals",
     "shared_wishart": "reuse one Wishart draw for equal-sized blocks (original script's quirk)",
+    "discrete_block": "none, or the block (c, s, m) whose dimensions are discrete",
+    "categories": "values k per dimension of the discrete block",
     "n_mixing_layer": "layers of each mixing MLP",
     "mixing_init": "mixing weights: rejection (condition-number threshold) or orthogonal",
     "cond_pool": "random matrices in the condition-number pool",
@@ -44,7 +47,6 @@ TRAIN_FLAGS = {
     "train_steps": "total optimisation steps",
     "log_steps": "steps between checkpoints and metrics lines",
 }
-PROBES = ("linear", "kernel", "mlp")
 
 
 class Parser(argparse.ArgumentParser):
@@ -105,8 +107,8 @@ def build_parser() -> Parser:
 
     sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
     sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
-    sweep.add_argument("--preset", required=True, help="table1, table1-quick, table4, table4-quick, "
-                                                       "interventions, interventions-quick")
+    sweep.add_argument("--preset", required=True,
+                       help="table1, table4, interventions, encoding-size, dims, discrete; each also as NAME-quick")
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
@@ -161,17 +163,18 @@ def _evaluate(args) -> None:
 def _sweep(args) -> None:
     from pathlib import Path
 
-    from mmident_jax import sweep
+    from mmident_jax import ablations, sweep
 
-    if args.preset not in sweep.SWEEP_PRESETS:
-        raise ConfigError(f"unknown sweep preset {args.preset!r}; choose from {', '.join(sweep.SWEEP_PRESETS)}")
+    presets = {**sweep.SWEEP_PRESETS, **ablations.SWEEP_PRESETS}
+    if args.preset not in presets:
+        raise ConfigError(f"unknown sweep preset {args.preset!r}; choose from {', '.join(presets)}")
     for flag in ("seeds", "train_steps", "num_eval_batches"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-    preset = sweep.SWEEP_PRESETS[args.preset].with_overrides(
+    preset = presets[args.preset].with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches)
     out = Path(args.out)
     identity = {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps,
@@ -181,7 +184,7 @@ def _sweep(args) -> None:
     import jax
 
     if jax.process_index() == 0:
-        for skipped in sweep.write_results(out, args.preset, rows, preset.seeds):
+        for skipped in sweep.write_results(out, args.preset, rows, preset):
             print(f"skipped {skipped}", file=sys.stderr)
         print((out / "results.md").read_text())
 

@@ -26,6 +26,7 @@ SIMILARITIES = ("l2", "cosine")
 MIXING_INITS = ("rejection", "orthogonal")
 SCHEDULES = ("constant", "warmup_cosine")
 PRECISIONS = ("float32", "tf32", "bfloat16")
+DISCRETE_BLOCKS = ("none", "c", "s", "m")
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,8 @@ class Config:
     c_param: float = 1.0
     m_param: float = 1.0
     shared_wishart: bool = False  # the original script's reuse of one Wishart draw
+    discrete_block: str = "none"  # "c", "s" or "m" (m1 and m2): each dimension takes `categories` values
+    categories: int = 5  # k, values per dimension of the discrete block
     # Mixing functions f1, f2.
     n_mixing_layer: int = 3
     mixing_init: str = "rejection"
@@ -115,10 +118,17 @@ def validate(cfg: Config) -> None:
     for name in ("c_param", "m_param", "temperature", "lr", "grad_clip"):
         _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
     _check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
-    for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES),
+    for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES), ("discrete_block", DISCRETE_BLOCKS),
                           ("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES),
                           ("precision", PRECISIONS)):
         _check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+    _check(cfg.categories >= 2, f"categories must be >= 2, got {cfg.categories}")
+    if cfg.discrete_block != "none":
+        dim = {"c": cfg.content_n, "s": cfg.style_n, "m": cfg.modality_n}[cfg.discrete_block]
+        _check(dim > 0, f"discrete_block {cfg.discrete_block!r} has no dimensions")
+        _check(not cfg.statistical_dependence, "statistical_dependence needs continuous blocks (discrete_block is set)")
+        _check(not (cfg.discrete_block == "s" and cfg.content_dependent_style),
+               "content_dependent_style needs a continuous style block (discrete_block is 's')")
 
 
 class Hyper(NamedTuple):

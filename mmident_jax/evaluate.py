@@ -34,6 +34,8 @@ from mmident_jax.config import Config, Hyper, hyper
 
 BATCH_SIZE = 4096  # samples per evaluation batch, as the original
 COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
+PROBES = ("linear", "kernel", "mlp")
+VALIDATION_SIZE = 2000  # samples of the validation loss (the paper's encoding-size ablation)
 
 
 def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_batches: int,
@@ -68,38 +70,64 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
     """Rows of the results table: encoding, predicted_factors, r2_linear, r2_nonlinear (, r2_mlp).
 
     `r2_nonlinear` is the kernel-ridge probe (NaN when not asked for); "mlp" adds an
-    `r2_mlp` column. `progress(message)` is called before each probe runs.
+    `r2_mlp` column. The blocks of `cfg.discrete_block` are classified instead, per
+    dimension: `acc_linear` (logistic regression), `acc_nonlinear` (MLP classifier,
+    for "kernel" or "mlp") and `chance` = 1/k. `progress(message)` is called before
+    each probe runs.
     """
+    unknown = [p for p in probes if p not in PROBES]
+    if unknown:
+        raise ValueError(f"unknown probe {unknown[0]!r}")
     hp = hyper(cfg)
     data = jax.jit(eval_data, static_argnums=(1, 3, 4, 5, 6))
     val = data(state, cfg, hp, 0, num_batches, batch_size, permuted_content)
     test = data(state, cfg, hp, 1, num_batches, batch_size, permuted_content)
+    names = [k for k in (*latents.BLOCK_NAMES, "c'") if k in val[1] and val[1][k].shape[1]]
+    discrete = [k for k in names if k in latents.DISCRETE_NAMES[cfg.discrete_block]]
+    continuous = [k for k in names if k not in discrete]
+    targets = lambda split, keys: [np.asarray(split[1][k]) for k in keys]
+    labels = lambda split: [np.asarray(latents.categories(y, cfg.categories)) for y in targets(split, discrete)]
     rows = []
     for e, encoding in enumerate(("hz1", "hz2")):
         mean, std = P.standardize_fit(val[0][e])
         x_val, x_test = (np.asarray(P.standardize_apply(d[0][e], mean, std)) for d in (val, test))
-        names = [k for k in (*latents.BLOCK_NAMES, "c'") if k in val[1] and val[1][k].shape[1]]
-        y_val = [np.asarray(val[1][k]) for k in names]
-        y_test = [np.asarray(test[1][k]) for k in names]
+        y_val, y_test = targets(val, continuous), targets(test, continuous)
         scores = {name: {"encoding": encoding, "predicted_factors": name,
                          "r2_linear": math.nan, "r2_nonlinear": math.nan} for name in names}
+        for name in discrete:
+            scores[name]["chance"] = 1.0 / cfg.categories
         for probe in probes:
             if progress:
                 progress(f"{encoding}: {probe} probes on {len(x_val)} samples")
             if probe == "linear":
-                for name, r2 in zip(names, P.linear_r2_blocks(x_val, y_val, x_test, y_test)):
+                for name, r2 in zip(continuous, P.linear_r2_blocks(x_val, y_val, x_test, y_test)):
                     scores[name]["r2_linear"] = r2
-            elif probe == "kernel":
-                for name, (r2, _) in zip(names, P.kernel_ridge_r2_blocks(x_val, y_val, x_test, y_test)):
+                for name, t_val, t_test in zip(discrete, labels(val), labels(test)):
+                    scores[name]["acc_linear"] = P.logistic_accuracy(x_val, t_val, x_test, t_test)
+            if probe == "kernel":
+                for name, (r2, _) in zip(continuous, P.kernel_ridge_r2_blocks(x_val, y_val, x_test, y_test)):
                     scores[name]["r2_nonlinear"] = r2
-            elif probe == "mlp":
-                for i, name in enumerate(names):
+            if probe == "mlp":
+                for i, name in enumerate(continuous):
                     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2 * i + e)
                     scores[name]["r2_mlp"] = P.mlp_r2(x_val, y_val[i], x_test, y_test[i], key=key)
-            else:
-                raise ValueError(f"unknown probe {probe!r}")
+            if probe in ("kernel", "mlp"):
+                for i, (name, t_val, t_test) in enumerate(zip(discrete, labels(val), labels(test))):
+                    if "acc_nonlinear" not in scores[name]:
+                        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 100 + 2 * i + e)
+                        scores[name]["acc_nonlinear"] = P.mlp_accuracy(x_val, t_val, x_test, t_test, key=key)
         rows.extend(scores.values())
     return rows
+
+
+def validation_loss(state: train.TrainState, cfg: Config, n: int = VALIDATION_SIZE) -> float:
+    """The training objective on `n` held-out positive pairs (and `n` negatives), as the paper reports it."""
+    hp = hyper(cfg)
+    key = jax.random.fold_in(train.stream(state.key, "evaluation"), 2)  # splits 0, 1: validation, test sets
+    sample = lambda k: latents.sample_blocks(k, state.truth.latents, cfg, hp, n)
+    k_pos, k_neg = jax.random.split(key)
+    loss = jax.jit(train.contrastive_loss, static_argnums=1)
+    return float(loss(state.params, cfg, hp, state.truth, sample(k_pos), sample(k_neg)))
 
 
 def to_csv(rows: list[dict]) -> str:

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from mmident_jax.config import Config, Hyper
 
 BLOCK_NAMES = ("c", "s", "s~", "m1", "m2")
+DISCRETE_NAMES = {"none": (), "c": ("c", "c'"), "s": ("s", "s~"), "m": ("m1", "m2")}  # by cfg.discrete_block
 
 
 class LatentParams(NamedTuple):
@@ -81,24 +82,45 @@ def init(key: jax.Array, cfg: Config) -> LatentParams:
     return LatentParams(*factors, B=B, a=a)
 
 
+def grid(k: int) -> jax.Array:
+    """The k values of a discrete dimension: evenly spaced, mean 0, variance 1 (like N(0, 1)).
+
+    >>> grid(3)
+    Array([-1.2247449,  0.       ,  1.2247449], dtype=float32)
+    """
+    half_width = (3.0 * (k - 1) / (k + 1)) ** 0.5  # variance of k evenly spaced points on [-w, w] is 1
+    return jnp.linspace(-half_width, half_width, k)
+
+
+def categories(values: jax.Array, k: int) -> jax.Array:
+    """Category indices 0..k-1 of values on `grid(k)` (inverse of `grid(k)[index]`)."""
+    values = jnp.asarray(values)
+    return jnp.round((values / grid(k)[-1] + 1.0) * (k - 1) / 2).astype(jnp.int32)
+
+
 def sample_blocks(key: jax.Array, params: LatentParams, cfg: Config, hp: Hyper, n: int) -> Blocks:
     """Draw n samples of (c, s, s~, m1, m2).
 
     c, s, m1, m2 ~ N(0, m_param² A Aᵀ); s <- s + B c + a; s~ = s + kappa * eps with
     kappa ~ Bernoulli(p_chg) per sample and dimension, eps ~ N(0, c_param² A_chg A_chgᵀ).
+    A discrete block (`cfg.discrete_block`) is uniform over `grid(k)` per dimension
+    instead, and a discrete style changes by resampling: s~ = kappa ? fresh draw : s.
     """
     nc, ns, nm = cfg.content_n, cfg.style_n, cfg.modality_n
     kc, ks, k1, k2, kmask, keps = jax.random.split(key, 6)
 
-    def gaussian(k, dim, factor, scale):
+    def draw(k, dim, factor, scale, block):
+        if cfg.discrete_block == block:
+            return grid(cfg.categories)[jax.random.randint(k, (n, dim), 0, cfg.categories)]
         return scale * jax.random.normal(k, (n, dim)) @ factor.T
 
-    c = gaussian(kc, nc, params.content_factor, hp.m_param)
-    s = gaussian(ks, ns, params.style_factor, hp.m_param) + c @ params.B.T + params.a
+    c = draw(kc, nc, params.content_factor, hp.m_param, "c")
+    s = draw(ks, ns, params.style_factor, hp.m_param, "s") + c @ params.B.T + params.a
     kappa = jax.random.bernoulli(kmask, hp.style_change_prob, (n, ns))
-    s_tilde = s + kappa * gaussian(keps, ns, params.change_factor, hp.c_param)
-    m1 = gaussian(k1, nm, params.m1_factor, hp.m_param)
-    m2 = gaussian(k2, nm, params.m2_factor, hp.m_param)
+    change = draw(keps, ns, params.change_factor, hp.c_param, "s")
+    s_tilde = jnp.where(kappa, change, s) if cfg.discrete_block == "s" else s + kappa * change
+    m1 = draw(k1, nm, params.m1_factor, hp.m_param, "m")
+    m2 = draw(k2, nm, params.m2_factor, hp.m_param, "m")
     return Blocks(c, s, s_tilde, m1, m2)
 
 

@@ -25,6 +25,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import jax
 import numpy as np
@@ -32,35 +33,42 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mmident_jax import rundir, train
-from mmident_jax.evaluate import BATCH_SIZE, evaluate
+from mmident_jax.evaluate import BATCH_SIZE, COLUMNS as PROBE_COLUMNS, evaluate, validation_loss
 from mmident_jax.config import PRESETS, Config, Hyper, hyper, replace
 
-COLUMNS = ("mechanism", "p_chg", "statistical", "causal", "seed", "encoding", "predicted_factors",
-           "r2_linear", "r2_nonlinear")
+TABLE_LABELS = ("mechanism", "p_chg", "statistical", "causal")
+COLUMNS = (*TABLE_LABELS, "seed", *PROBE_COLUMNS)
 GENERATIVE = ((1.0, False, False), (0.75, False, False), (0.75, True, False),
               (0.75, False, True), (0.75, True, True))  # (p_chg, statistical, causal): Table 1 rows
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One row of a paper table: a mechanism and the run config that realises it."""
+    """One row of a sweep's table: the run config and its labels ((column, value) pairs)."""
 
-    mechanism: str  # "original" (f1 = f2, shared encoder, nm = 0) or "multimodal"
     cfg: Config
+    label: tuple[tuple[str, object], ...]
 
     def labels(self) -> dict:
-        return {"mechanism": self.mechanism, "p_chg": self.cfg.style_change_prob,
-                "statistical": self.cfg.statistical_dependence, "causal": self.cfg.content_dependent_style}
+        return dict(self.label)
 
 
 @dataclass(frozen=True)
 class SweepPreset:
+    """A sweep: its settings, seeds, evaluation, and how its results are reported.
+
+    `report(out, name, rows, seeds)` writes results.md and the figure and returns what it
+    could not write; None means the paper's tables (`write_tables`).
+    """
+
     settings: tuple[Setting, ...]
     seeds: int = 3
     num_eval_batches: int = 5
     probes: tuple[str, ...] = ("linear", "kernel")
     permuted_content: bool = False
     eval_batch_size: int = BATCH_SIZE
+    labels: tuple[str, ...] = TABLE_LABELS
+    report: Callable | None = None
 
     def with_overrides(self, *, seeds=None, train_steps=None, num_eval_batches=None) -> "SweepPreset":
         """The preset with fewer/more seeds, steps or evaluation batches."""
@@ -79,8 +87,9 @@ def mechanism_config(base: Config, mechanism: str) -> Config:
 
 def table_settings(base: Config, mechanisms=("original", "multimodal")) -> tuple[Setting, ...]:
     """The five generative settings of Table 1 for each mechanism."""
-    return tuple(Setting(m, replace(mechanism_config(base, m), style_change_prob=p,
-                                    statistical_dependence=stat, content_dependent_style=causal))
+    return tuple(Setting(replace(mechanism_config(base, m), style_change_prob=p, statistical_dependence=stat,
+                                 content_dependent_style=causal),
+                         (("mechanism", m), ("p_chg", p), ("statistical", stat), ("causal", causal)))
                  for m in mechanisms for p, stat, causal in GENERATIVE)
 
 
@@ -136,7 +145,8 @@ def train_group(cfg: Config, runs: list[tuple[Setting, int]], out: Path | None =
 
     Runs are padded to a multiple of the device count and sharded over devices. With
     `out`, the stacked state is saved as `out/name` after every chunk of `log_steps`
-    steps, and training resumes from it.
+    steps, and training resumes from it. `on_chunk(step, losses)` gets each chunk's
+    last step and mean loss per run.
     """
     mesh = _mesh()
     padded = runs + [runs[-1]] * ((-len(runs)) % mesh.size)  # every device gets as many runs
@@ -156,7 +166,8 @@ def train_group(cfg: Config, runs: list[tuple[Setting, int]], out: Path | None =
             chunks[n] = jax.jit(jax.vmap(lambda s, h, n=n: run(s, h, n)), donate_argnums=0)
         state, losses = chunks[n](state, hp)
         step += n
-        if not np.all(np.isfinite(_gather(losses))):
+        losses = _gather(losses)[:len(runs)]
+        if not np.all(np.isfinite(losses)):
             raise train.TrainingDiverged(f"loss is not finite in steps {step - n + 1}..{step} of {name}; "
                                          "kept the last checkpoint")
         if out is not None:
@@ -164,20 +175,21 @@ def train_group(cfg: Config, runs: list[tuple[Setting, int]], out: Path | None =
             if jax.process_index() == 0:
                 rundir.save_checkpoint(out, host, name)
         if on_chunk:
-            on_chunk(n)
+            on_chunk(step, losses.mean(axis=1))
     return jax.tree.map(lambda x: x[:len(runs)], _gather(state))
 
 
 def evaluate_group(state: train.TrainState, runs: list[tuple[Setting, int]], preset: SweepPreset,
                    on_run=None) -> list[dict]:
-    """Result rows (`COLUMNS`) of every run of a trained group."""
+    """Result rows of every run of a trained group: labels, seed, validation loss and probe scores."""
     rows = []
     for i, (setting, seed) in enumerate(runs):
         run_state = jax.tree.map(lambda x: x[i], state)
         table = evaluate(run_state, setting.cfg, probes=preset.probes,
-                                    num_batches=preset.num_eval_batches, batch_size=preset.eval_batch_size,
-                                    permuted_content=preset.permuted_content)
-        rows.extend({**setting.labels(), "seed": seed, **row} for row in table)
+                         num_batches=preset.num_eval_batches, batch_size=preset.eval_batch_size,
+                         permuted_content=preset.permuted_content)
+        val_loss = validation_loss(run_state, setting.cfg)
+        rows.extend({**setting.labels(), "seed": seed, "val_loss": val_loss, **row} for row in table)
         if on_run:
             on_run()
     return rows
@@ -186,7 +198,9 @@ def evaluate_group(state: train.TrainState, runs: list[tuple[Setting, int]], pre
 def sweep(preset: SweepPreset, out: Path | None = None, *, progress: bool = True) -> list[dict]:
     """Train and evaluate every run of `preset`; returns one row per run x encoder x block.
 
-    With `out`, each group's checkpoint and results are kept there, so a rerun resumes.
+    With `out`, each group's checkpoint, training-loss curve (`groupN.curve.json`: per
+    chunk, the step and each run's mean loss) and results are kept there, so a rerun
+    resumes.
     """
     groups = group_runs(preset)
     steps = sum(cfg.train_steps * len(runs) for cfg, runs in groups)
@@ -198,9 +212,14 @@ def sweep(preset: SweepPreset, out: Path | None = None, *, progress: bool = True
             rows.extend(json.loads(done.read_text()))
             bar.skip(cfg.train_steps * len(runs), len(runs))
             continue
-        bar.describe(f"training {', '.join(sorted({_label(s) for s, _ in runs}))}")
-        state = train_group(cfg, runs, out, f"group{g}.msgpack",
-                            on_chunk=lambda n, k=len(runs): bar.advance_steps(n * k))
+        bar.describe(f"training {', '.join(dict.fromkeys(_label(s) for s, _ in runs))}")
+        curve = _Curve(out / f"group{g}.curve.json" if out is not None else None, runs)
+
+        def on_chunk(step, losses, runs=runs, curve=curve):
+            bar.advance_steps((step - curve.last_step) * len(runs))
+            curve.append(step, losses)
+
+        state = train_group(cfg, runs, out, f"group{g}.msgpack", on_chunk=on_chunk)
         bar.describe("probing codes")
         group_rows = evaluate_group(state, runs, preset, on_run=bar.advance_run)
         if done is not None and jax.process_index() == 0:
@@ -211,9 +230,32 @@ def sweep(preset: SweepPreset, out: Path | None = None, *, progress: bool = True
 
 
 def _label(setting: Setting) -> str:
-    c = setting.cfg
-    return f"{setting.mechanism} p={c.style_change_prob:g}{' stat' * c.statistical_dependence}" \
-           f"{' causal' * c.content_dependent_style}"
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.label)
+
+
+class _Curve:
+    """A group's training-loss curve, kept (atomically, by process 0) beside its checkpoint."""
+
+    def __init__(self, path: Path | None, runs: list[tuple[Setting, int]]):
+        self.path, self.runs = path, [{**s.labels(), "seed": seed} for s, seed in runs]
+        self.points = json.loads(path.read_text())["points"] if path is not None and path.exists() else []
+        self.last_step = self.points[-1][0] if self.points else 0
+
+    def append(self, step: int, losses: np.ndarray):
+        self.points.append([step, [float(x) for x in losses]])
+        self.last_step = step
+        if self.path is not None and jax.process_index() == 0:
+            rundir.write_atomic(self.path, json.dumps({"runs": self.runs, "points": self.points}).encode())
+
+
+def loss_curves(out: Path) -> list[tuple[dict, list[int], list[float]]]:
+    """Every run's training-loss curve kept in a sweep's `out`: (labels and seed, steps, losses)."""
+    curves = []
+    for path in sorted(out.glob("group*.curve.json"), key=lambda p: int(p.name[5:].split(".")[0])):
+        data = json.loads(path.read_text())
+        steps = [p[0] for p in data["points"]]
+        curves.extend((run, steps, [p[1][i] for p in data["points"]]) for i, run in enumerate(data["runs"]))
+    return curves
 
 
 class _Progress:
@@ -255,9 +297,12 @@ class _Progress:
 # ------------------------------------------------------------------ tables and figure
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], labels: tuple[str, ...] = TABLE_LABELS) -> str:
+    """One line per run x encoder x block: labels, seed, probe scores, then any further figures."""
+    columns = [*labels, "seed", *PROBE_COLUMNS]
+    columns += sorted({k for row in rows for k in row} - set(columns))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -270,13 +315,18 @@ def own_blocks(encoding: str, rows: list[dict]) -> list[str]:
     return [b for b in own if b in present]
 
 
-def summarise(rows: list[dict], metric: str) -> list[tuple[dict, dict[str, tuple[float, float]]]]:
-    """Per setting (in order of appearance): {"hz1: c": (mean, std over seeds), ...}."""
+def summarise(rows: list[dict], metric: str, labels: tuple[str, ...] = TABLE_LABELS
+              ) -> list[tuple[dict, dict[str, tuple[float, float]]]]:
+    """Per setting (in order of appearance): {"hz1: c": (mean, std over seeds), ...} of `metric`.
+
+    Rows without `metric` (e.g. accuracies of continuous blocks) are left out.
+    """
     settings: dict[tuple, dict[str, list[float]]] = {}
     for r in rows:
-        key = tuple(r[c] for c in COLUMNS[:4])
-        settings.setdefault(key, {}).setdefault(f"{r['encoding']}: {r['predicted_factors']}", []).append(r[metric])
-    return [(dict(zip(COLUMNS[:4], key)), {k: (float(np.mean(v)), float(np.std(v))) for k, v in cells.items()})
+        cells = settings.setdefault(tuple(r[c] for c in labels), {})
+        if metric in r:
+            cells.setdefault(f"{r['encoding']}: {r['predicted_factors']}", []).append(r[metric])
+    return [(dict(zip(labels, key)), {k: (float(np.mean(v)), float(np.std(v))) for k, v in cells.items()})
             for key, cells in settings.items()]
 
 
@@ -358,10 +408,16 @@ def prepare_out(out: Path, identity: dict) -> None:
         rundir.write_atomic(marker, json.dumps(identity).encode())
 
 
-def write_results(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
-    """results.csv, results.md and results.png in `out`; returns what could not be written."""
-    rundir.write_atomic(out / "results.csv", to_csv(rows).encode())
+def write_tables(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+    """The paper's tables as results.md and their figure as results.png; returns what could not be written."""
     rundir.write_atomic(out / "results.md", to_markdown(name, rows, seeds).encode())
-    if save_figure(out / "results.png", name, rows):
-        return []
-    return ["results.png (matplotlib is not installed: pip install 'mmident-jax[plot]')"]
+    return [] if save_figure(out / "results.png", name, rows) else [NO_MATPLOTLIB]
+
+
+NO_MATPLOTLIB = "results.png (matplotlib is not installed: pip install 'mmident-jax[plot]')"
+
+
+def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -> list[str]:
+    """results.csv, results.md and the figure in `out`; returns what could not be written."""
+    rundir.write_atomic(out / "results.csv", to_csv(rows, preset.labels).encode())
+    return (preset.report or write_tables)(out, name, rows, preset.seeds)

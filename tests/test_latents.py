@@ -94,3 +94,43 @@ def test_per_run_numbers_can_be_vmapped():
                                    hyper(replace(cfg, style_change_prob=0.5)), 1000)
     np.testing.assert_allclose(b.s_tilde[1], single.s_tilde, rtol=1e-6)
     assert 0.4 < float(jnp.mean(single.s_tilde != single.s)) < 0.6
+
+
+@pytest.mark.parametrize("k", [3, 10])
+def test_discrete_grid_has_unit_variance_and_categories_invert_it(k):
+    grid = np.asarray(latents.grid(k))
+    np.testing.assert_allclose([grid.mean(), grid.var()], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(np.diff(grid), np.diff(grid)[0], rtol=1e-5)  # evenly spaced
+    np.testing.assert_array_equal(latents.categories(grid, k), np.arange(k))
+
+
+@pytest.mark.parametrize("block, k, p", [("c", 3, 0.75), ("s", 4, 0.5), ("s", 10, 1.0), ("m", 7, 0.75)])
+def test_discrete_blocks_are_uniform_and_style_resamples_with_p_chg(block, k, p):
+    cfg = Config(discrete_block=block, categories=k, style_change_prob=p)
+    _, b = draw(cfg)
+    discrete = {"c": (b.c,), "s": (b.s, b.s_tilde), "m": (b.m1, b.m2)}[block]
+    for values in discrete:
+        idx = np.asarray(latents.categories(values, k))
+        np.testing.assert_array_equal(np.asarray(latents.grid(k))[idx], values)  # on the grid
+        freq = np.bincount(idx.ravel(), minlength=k) / idx.size
+        np.testing.assert_allclose(freq, 1 / k, atol=0.003)  # 6 sd of a frequency from 1e6 draws
+    others = [x for name, x in (("c", b.c), ("s", b.s), ("m", b.m1)) if name != block]
+    for values in others:  # the continuous blocks stay standard normal
+        np.testing.assert_allclose(values.var(0), 1.0, atol=0.03)
+    changed = b.s != b.s_tilde
+    if block == "s":  # a change resamples the category: it differs with probability p (1 - 1/k)
+        np.testing.assert_allclose(changed.mean(), p * (1 - 1 / k), atol=0.003)
+    else:
+        np.testing.assert_allclose(changed.mean(), p, atol=0.003)
+
+
+@pytest.mark.parametrize("settings, words", [
+    (dict(discrete_block="s", statistical_dependence=True), "statistical_dependence"),
+    (dict(discrete_block="s", content_dependent_style=True), "content_dependent_style"),
+    (dict(discrete_block="m", modality_n=0), "no dimensions"),
+    (dict(discrete_block="x"), "discrete_block must be one of"),
+    (dict(categories=1), "categories must be >= 2"),
+])
+def test_discrete_settings_are_validated(settings, words):
+    with pytest.raises(ValueError, match=words):
+        Config(**settings)

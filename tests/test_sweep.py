@@ -86,7 +86,11 @@ def test_two_processes_give_the_same_numbers(one_device):
 
 def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
     first = sweep.sweep(PRESET, tmp_path, progress=False)
-    assert sorted(p.name for p in tmp_path.glob("group*.json")) == ["group0.json", "group1.json"]
+    assert sorted(p.name for p in tmp_path.glob("group*.json")) == [
+        "group0.curve.json", "group0.json", "group1.curve.json", "group1.json"]
+    curves = sweep.loss_curves(tmp_path)
+    assert [(run["p_chg"], run["seed"]) for run, _, _ in curves] == [(p, s) for p in (1.0, 0.75, 0.75) for s in range(3)]
+    assert all(steps == [10, 20] and np.all(np.isfinite(losses)) for _, steps, losses in curves)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished group was trained again")
@@ -100,14 +104,14 @@ def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
     (cfg, runs), = sweep.group_runs(PRESET)[:1]
     uninterrupted = sweep.train_group(cfg, runs)
 
-    def interrupt(n):
+    def interrupt(step, losses):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # stopped after the first chunk was checkpointed
         sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=interrupt)
     chunks = []
-    resumed = sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=chunks.append)
-    assert chunks == [cfg.train_steps - cfg.log_steps]  # only the remaining chunk was trained
+    resumed = sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=lambda step, _: chunks.append(step))
+    assert chunks == [cfg.train_steps]  # only the remaining chunk was trained
     for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(a, b)
 

@@ -1,0 +1,249 @@
+"""The paper's ablations as sweep presets: encoding size, latent dimensions, discrete latents.
+
+Every ablation varies one thing in the multimodal setting with independent latents
+(f1 != f2, two encoders, p_chg = 0.75; Table 1's second row) and reports it its own
+way: the encoding-size ablation the validation loss per size and its elbow (the
+model selection the paper suggests), the dimension ablation R² per block for each
+nm and ns and the training-loss curves, the discrete ablation classification
+accuracy beside chance for the discrete block.
+
+Example, the elbow of the paper's validation-loss curve:
+    >>> elbow(ENCODING_SIZES, [-2.54, -6.70, -8.20, -8.15, -8.22, -8.29, -8.24, -8.25])
+    5
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mmident_jax import rundir
+from mmident_jax.config import PRESETS, Config, replace
+from mmident_jax.evaluate import VALIDATION_SIZE
+from mmident_jax.sweep import NO_MATPLOTLIB, QUICK_SWEEP, Setting, SweepPreset, loss_curves, summarise
+
+ENCODING_SIZES = (1, 3, 5, 7, 9, 11, 13, 15)
+DIMS = (0, 1, 3, 5, 7, 9)
+CATEGORIES = tuple(range(3, 11))
+BLOCKS = {"hz1": ("c", "s", "m1"), "hz2": ("c", "s~", "m2")}  # what each encoder's columns show
+
+
+def independent_multimodal(base: Config) -> Config:
+    """The ablations' base: multimodal mechanism, independent latents, p_chg = 0.75."""
+    return replace(base, style_change_prob=0.75, statistical_dependence=False, content_dependent_style=False,
+                   shared_mixing=False, shared_encoder=False)
+
+
+def encoding_size_settings(base: Config, sizes=ENCODING_SIZES) -> tuple[Setting, ...]:
+    return tuple(Setting(replace(base, encoding_size=k), (("encoding_size", k),)) for k in sizes)
+
+
+def dims_settings(base: Config, dims=DIMS, fixed: int = 5) -> tuple[Setting, ...]:
+    """nm in `dims` with ns = `fixed`, then ns in `dims` with nm = `fixed` (their common setting once)."""
+    pairs = [(fixed, nm) for nm in dims] + [(ns, fixed) for ns in dims if ns != fixed]
+    return tuple(Setting(replace(base, style_n=ns, modality_n=nm), (("ns", ns), ("nm", nm))) for ns, nm in pairs)
+
+
+def discrete_settings(base: Config, blocks=("c", "s", "m"), ks=CATEGORIES) -> tuple[Setting, ...]:
+    return tuple(Setting(replace(base, discrete_block=b, categories=k), (("discrete", b), ("k", k)))
+                 for b in blocks for k in ks)
+
+
+def elbow(sizes, losses, tolerance: float = 0.05, noise: float = 0.1) -> int:
+    """The smallest size whose loss is within `tolerance` x (max - min loss) of the lowest loss.
+
+    Differences below `noise` (in loss units; seed-to-seed spread of the validation
+    loss is about 0.1 nats) never count, so a flat curve has its elbow at the smallest size.
+
+    >>> elbow([1, 2, 3, 4], [0.0, -5.0, -5.1, -5.05])
+    2
+    """
+    losses = np.asarray(losses, float)
+    threshold = losses.min() + max(tolerance * (losses.max() - losses.min()), noise)
+    return int(np.asarray(sizes)[np.argmax(losses <= threshold)])
+
+
+# ------------------------------------------------------------------ tables and figures
+
+
+def _cell(cells: dict, key: str, digits: int = 2) -> str:
+    if key not in cells or math.isnan(cells[key][0]):
+        return "–"
+    mean, std = cells[key]
+    return f"{mean:.{digits}f}±{std:.{digits}f}"
+
+
+def _columns() -> list[str]:
+    return [f"{e}: {b}" for e, blocks in BLOCKS.items() for b in blocks]
+
+
+def _table(rows: list[dict], labels: tuple[str, ...], metric: str, extra=None) -> list[str]:
+    """A markdown table: one line per setting, one column per encoder x block (and `extra`'s)."""
+    summary = summarise(rows, metric, labels)
+    present = {k for _, cells in summary for k in cells}
+    columns = [c for c in _columns() if c in present]
+    head = list(labels) + (list(extra[0]) if extra else []) + columns
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for i, (values, cells) in enumerate(summary):
+        extra_cells = extra[1][i] if extra else []
+        lines.append("| " + " | ".join([str(values[k]) for k in labels] + extra_cells
+                                        + [_cell(cells, c) for c in columns]) + " |")
+    return lines
+
+
+def _val_losses(rows: list[dict]) -> dict[int, list[float]]:
+    """Validation loss per encoding size, one value per seed."""
+    per_run = {(r["encoding_size"], r["seed"]): r["val_loss"] for r in rows}
+    out: dict[int, list[float]] = {}
+    for (size, _), loss in per_run.items():
+        out.setdefault(size, []).append(loss)
+    return out
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _r2_panel(ax, rows, labels, x_label, select=lambda values: True):
+    """Nonlinear R² of hz1's blocks against one label."""
+    summary = [(v, c) for v, c in summarise(rows, "r2_nonlinear", labels) if select(v)]
+    xs = [v[x_label] for v, _ in summary]
+    for block in BLOCKS["hz1"]:
+        cells = [c.get(f"hz1: {block}", (np.nan, 0.0)) for _, c in summary]
+        ax.errorbar(xs, [m for m, _ in cells], [s for _, s in cells], marker="o", capsize=2, label=block)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("nonlinear R² (hz1)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8)
+
+
+def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+    """results.md: validation loss and R² per encoding size, and the elbow; results.png: both curves."""
+    losses = _val_losses(rows)
+    sizes = sorted(losses)
+    means = [float(np.mean(losses[k])) for k in sizes]
+    best = elbow(sizes, means)
+    extra = (["val_loss"], [[f"{np.mean(losses[k]):.2f}±{np.std(losses[k]):.2f}"] for k in sizes])
+    lines = [f"# {name}", "", f"Validation loss ({VALIDATION_SIZE} samples) and nonlinear R² per encoding size, "
+             f"mean ± std over {seeds} seeds.", "",
+             f"**Elbow of the validation loss: encoding size {best}** (the smallest size within 5 % of the "
+             "loss range, and at least 0.1, above the lowest loss; `mmident_jax.ablations.elbow`).", "",
+             *_table(rows, ("encoding_size",), "r2_nonlinear", extra), "", "Linear R²:", "",
+             *_table(rows, ("encoding_size",), "r2_linear"), ""]
+    rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
+    plt = _pyplot()
+    if plt is None:
+        return [NO_MATPLOTLIB]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.errorbar(sizes, means, [np.std(losses[k]) for k in sizes], marker="o", capsize=2)
+    left.axvline(best, color="gray", linestyle="--", label=f"elbow: {best}")
+    left.set_xlabel("encoding size")
+    left.set_ylabel("validation loss")
+    left.legend(fontsize=8)
+    _r2_panel(right, rows, ("encoding_size",), "encoding_size")
+    fig.suptitle(name)
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=120)
+    plt.close(fig)
+    return []
+
+
+def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+    """results.md: R² per block for each nm (ns = 5) and each ns (nm = 5); results.png: R² and loss curves."""
+    series = (("nm", "ns"), ("ns", "nm"))  # (varied, fixed at 5)
+    lines = [f"# {name}", "", f"Nonlinear R² (kernel ridge), mean ± std over {seeds} seeds.", ""]
+    series_rows = {varied: sorted((r for r in rows if r[fixed] == 5), key=lambda r: r[varied])
+                   for varied, fixed in series}
+    for varied, fixed in series:
+        part = series_rows[varied]
+        lines += [f"## {varied} varied, {fixed} = 5", "", *_table(part, (varied, fixed), "r2_nonlinear"), ""]
+    rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
+    plt = _pyplot()
+    if plt is None:
+        return [NO_MATPLOTLIB]
+    curves = loss_curves(out)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for (varied, fixed), (r2_ax, curve_ax) in zip(series, axes.T):
+        _r2_panel(r2_ax, series_rows[varied], (varied, fixed), varied)
+        r2_ax.set_title(f"{varied} varied, {fixed} = 5")
+        values = sorted({run[varied] for run, _, _ in curves if run[fixed] == 5})
+        for value in values:
+            runs = [(steps, loss) for run, steps, loss in curves if run[fixed] == 5 and run[varied] == value]
+            curve_ax.plot(runs[0][0], np.mean([loss for _, loss in runs], axis=0), label=f"{varied} = {value}")
+        curve_ax.set_xlabel("step")
+        curve_ax.set_ylabel(f"training loss (mean of {seeds} seeds)")
+        curve_ax.legend(fontsize=8)
+    fig.suptitle(name)
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=120)
+    plt.close(fig)
+    return []
+
+
+def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+    """results.md: accuracy (with chance) of the discrete block, R² of the others; results.png: both."""
+    labels = ("discrete", "k")
+    lines = [f"# {name}", "", f"Mean ± std over {seeds} seeds. Discrete blocks: accuracy of the MLP classifier "
+             "(chance = 1/k); continuous blocks: nonlinear R² (kernel ridge).", "",
+             "## Accuracy of the discrete block", "", *_table(rows, labels, "acc_nonlinear"), "",
+             "## Linear (logistic regression) accuracy of the discrete block", "",
+             *_table(rows, labels, "acc_linear"), "",
+             "## Nonlinear R² of the continuous blocks", "", *_table(rows, labels, "r2_nonlinear"), ""]
+    rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
+    plt = _pyplot()
+    if plt is None:
+        return [NO_MATPLOTLIB]
+    accuracy = summarise(rows, "acc_nonlinear", labels)
+    r2 = summarise(rows, "r2_nonlinear", labels)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(accuracy)), 3.8))
+    width = 0.8 / len(BLOCKS["hz1"])
+    for j, block in enumerate(BLOCKS["hz1"]):
+        cells = [acc.get(f"hz1: {block}", r.get(f"hz1: {block}", (np.nan, 0.0)))
+                 for (_, acc), (_, r) in zip(accuracy, r2)]
+        ax.bar(np.arange(len(cells)) + j * width, [m for m, _ in cells], width, yerr=[s for _, s in cells],
+               capsize=2, label=block)
+    for i, (values, _) in enumerate(accuracy):
+        ax.hlines(1 / values["k"], i - width / 2, i + 0.8 - width / 2, colors="black", linestyles=":")
+    ax.set_xticks(np.arange(len(accuracy)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{v['discrete']} discrete\nk={v['k']}" for v, _ in accuracy], fontsize=8)
+    ax.set_ylabel("accuracy (discrete) / R² (continuous), hz1")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"{name} (dotted: chance 1/k)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=120)
+    plt.close(fig)
+    return []
+
+
+# Quick ablations: the quick encoder and schedule, shorter runs (each preset fits in 30
+# minutes on a 2-core CPU, evaluation included), two seeds.
+QUICK_ABLATION = replace(independent_multimodal(QUICK_SWEEP), train_steps=10_000)
+PAPER_ABLATION = independent_multimodal(PRESETS["paper"])
+
+
+def _preset(settings, labels, report, quick: bool) -> SweepPreset:
+    if quick:
+        return SweepPreset(settings, seeds=2, num_eval_batches=1, labels=labels, report=report)
+    return SweepPreset(settings, labels=labels, report=report)
+
+
+SWEEP_PRESETS: dict[str, SweepPreset] = {
+    "encoding-size": _preset(encoding_size_settings(PAPER_ABLATION), ("encoding_size",), write_encoding_size, False),
+    "encoding-size-quick": _preset(encoding_size_settings(QUICK_ABLATION), ("encoding_size",),
+                                   write_encoding_size, True),
+    "dims": _preset(dims_settings(PAPER_ABLATION), ("ns", "nm"), write_dims, False),
+    "dims-quick": _preset(dims_settings(QUICK_ABLATION), ("ns", "nm"), write_dims, True),
+    "discrete": _preset(discrete_settings(PAPER_ABLATION), ("discrete", "k"), write_discrete, False),
+    "discrete-quick": _preset(discrete_settings(QUICK_ABLATION, ks=(3, 10)), ("discrete", "k"),
+                              write_discrete, True),
+}
