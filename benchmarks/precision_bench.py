@@ -2,7 +2,8 @@
 
 For each `Config.precision` (float32; tf32, the "tensorfloat32" matmul precision;
 bfloat16 computation with float32 parameters), at one batch size of the paper's
-configuration: the steady-state step time as `train_bench` measures it, its speed-up
+configuration: the steady-state step time as `train_bench` measures it (its own
+`bench_batch`, with the interleaved reference matmul and `other_cpu`), its speed-up
 over float32 and the program's memory; then N training steps from the same initial
 state on the same data (same key), reporting the first and final loss and the mean
 loss of the last N/10 steps, and the differences of the last two from float32's.
@@ -23,9 +24,8 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import environment, skip_on_oom, time_jax  # noqa: E402
-from train_bench import (SMOKE, chunk_steps, fmt, init_state, megabytes, throughput,  # noqa: E402
-                         timed_calls, train_chunk)
+from timing import environment, skip_on_oom  # noqa: E402
+from train_bench import SMOKE, bench_batch, chunk_steps, fmt, init_state, megabytes, train_chunk  # noqa: E402
 
 from mmident_jax.config import PRECISIONS, PRESETS, Config, hyper, replace  # noqa: E402
 
@@ -39,12 +39,12 @@ def train_losses(run, cfg: Config, state, steps: int, chunk: int) -> np.ndarray:
     return np.concatenate(losses)[:steps]
 
 
-def bench_precision(cfg: Config, state, steps: int) -> dict:
-    """`train_bench`'s throughput row for `cfg`, and the losses of `steps` steps with the same program."""
+def bench_precision(cfg: Config, state, steps: int, reference_n: int = 1024) -> dict:
+    """`train_bench`'s row for `cfg` (its own `bench_batch`), and the losses of `steps` steps with the same program."""
     chunk = chunk_steps(cfg.batch_size)
     fn = train_chunk(cfg, chunk)
-    row = throughput(cfg, chunk, time_jax(fn, state, hyper(cfg), repeats=timed_calls(cfg.batch_size)))
-    losses = train_losses(jax.jit(fn), cfg, state, steps, chunk)  # time_jax compiled it into jit's cache
+    row = bench_batch(cfg, state, fn=fn, reference_n=reference_n)
+    losses = train_losses(jax.jit(fn), cfg, state, steps, chunk)  # bench_batch compiled it into jit's cache
     last = max(1, steps // 10)
     return {**row, "train_steps": steps, "first_loss": float(losses[0]), "final_loss": float(losses[-1]),
             "last_mean_loss": float(losses[-last:].mean()), "last_steps": last}
@@ -63,7 +63,8 @@ def compare(rows: list[dict]) -> None:
 
 def print_table(rows: list[dict]) -> None:
     print(f"{'precision':<10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'speedup':>8} {'first loss':>10} "
-          f"{'final loss':>10} {'d final':>9} {'last mean':>10} {'d mean':>9} {'prog MB':>8} {'dev MB':>7}")
+          f"{'final loss':>10} {'d final':>9} {'last mean':>10} {'d mean':>9} {'other':>6} {'prog MB':>8} "
+          f"{'dev MB':>7}")
     for r in rows:
         if "skipped" in r:
             print(f"{r['precision']:<10} skipped: {r['skipped']}")
@@ -71,7 +72,7 @@ def print_table(rows: list[dict]) -> None:
         print(f"{r['precision']:<10} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
               f"{r['steps_per_s']:>8.2f} {fmt(r['speedup'], '.2f'):>8} {r['first_loss']:>10.4f} "
               f"{r['final_loss']:>10.4f} {fmt(r['final_loss_diff'], '+.2e'):>9} "
-              f"{r['last_mean_loss']:>10.4f} {fmt(r['last_mean_loss_diff'], '+.2e'):>9} "
+              f"{r['last_mean_loss']:>10.4f} {fmt(r['last_mean_loss_diff'], '+.2e'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
               f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}")
 
 
@@ -86,8 +87,9 @@ def main(argv=None) -> None:
     preset = SMOKE if args.smoke else PRESETS["paper"]
     batch_size, steps = (64, 128) if args.smoke else (args.batch_size, args.steps)
     state = init_state(preset)
+    reference_n = 256 if args.smoke else 1024
     rows = [{"precision": p, **skip_on_oom(bench_precision, replace(preset, batch_size=batch_size, precision=p),
-                                           state, steps)}
+                                           state, steps, reference_n)}
             for p in PRECISIONS]
     compare(rows)
 

@@ -8,6 +8,7 @@ One script per question, each timed with `timing.py` (see benchmarks/README.md):
 - precision  precision_bench.py  float32 / tf32 / bfloat16: speed and loss drift
 - sweep      sweep_bench.py      seed-vmap scaling (recorded as skipped where the script is absent)
 - probe      probe_bench.py      probe speed and R² vs scikit-learn
+- profile    profile_bench.py    where the time of one paper-config train step goes
 
 Each script's ``main(argv)`` is called with ``--out FILE`` (and ``--smoke``), and
 the JSON it writes becomes one section of ``DIR/bench_<device kind>[_smoke].json``
@@ -31,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment  # noqa: E402
 
-SCRIPTS = {"train": "train_bench", "precision": "precision_bench", "sweep": "sweep_bench", "probe": "probe_bench"}
+SCRIPTS = {"train": "train_bench", "precision": "precision_bench", "sweep": "sweep_bench", "probe": "probe_bench",
+           "profile": "profile_bench"}
 
 
 def run_script(name: str, module_name: str, smoke: bool, tmp: Path) -> dict:

@@ -3,8 +3,11 @@
 For each batch size (smallest first): compile time of a scanned chunk of steps,
 steady-state steps/s and samples/s, analytic model FLOP/s, and that as a fraction
 of (a) the best square matmul timed in the same process and precision (the
-achievable peak here) and (b) the vendor's dense peak for this device and precision,
-where `VENDOR_PEAKS` knows the device. Also the memory of each program, and the time
+achievable peak here), (b) a reference matmul timed interleaved with the row's own
+calls (the peak at that moment: on a shared CPU another job can halve both), and
+(c) the vendor's dense peak for this device and precision, where `VENDOR_PEAKS`
+knows the device. Every timing records `other_cpu`, the share of the host's CPU
+that other processes took meanwhile. Also the memory of each program, and the time
 to build the ground truth (latent model and both rejection-sampled mixers). A batch
 that does not fit in memory is recorded as skipped.
 
@@ -21,7 +24,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment, skip_on_oom, time_call, time_jax  # noqa: E402
@@ -81,6 +83,18 @@ def step_flops(cfg: Config) -> int:
     return encoders + distances + mixing
 
 
+def reference_matmul(precision: str, n: int):
+    """``(fn, args)``: an n x n matmul in `precision`, computed as the encoders compute."""
+    dtype, matmul_precision = encoders.PRECISION[precision]
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+
+    def product(x, y):
+        with jax.default_matmul_precision(matmul_precision):
+            return x @ y
+
+    return product, (a, a)
+
+
 def matmul_peak(precision: str = "float32", max_n: int = 16384, enough_s: float = 0.5,
                 repeats: int = 5) -> dict:
     """FLOP/s of square matmuls in `precision` (as the encoders compute); the best is the reference peak.
@@ -88,18 +102,17 @@ def matmul_peak(precision: str = "float32", max_n: int = 16384, enough_s: float 
     n doubles from 256 until one product takes `enough_s` (so dispatch overhead does not
     count on fast devices) or reaches `max_n`.
     """
-    dtype, matmul_precision = encoders.PRECISION[precision]
-    by_size, n = {}, 256
-    with jax.default_matmul_precision(matmul_precision):
-        while True:
-            a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
-            seconds = time_jax(jnp.matmul, a, a, repeats=repeats)["min_s"]
-            by_size[n] = 2 * n ** 3 / seconds
-            if seconds >= enough_s or n >= max_n:
-                break
-            n *= 2
+    by_size, other, n = {}, {}, 256
+    while True:
+        fn, args = reference_matmul(precision, n)
+        t = time_jax(fn, *args, repeats=repeats)
+        by_size[n], other[n] = 2 * n ** 3 / t["min_s"], t["other_cpu"]
+        if t["min_s"] >= enough_s or n >= max_n:
+            break
+        n *= 2
     best = max(by_size, key=by_size.get)
-    return {"precision": precision, "n": best, "flops_per_s": by_size[best], "flops_per_s_by_n": by_size}
+    return {"precision": precision, "n": best, "flops_per_s": by_size[best], "flops_per_s_by_n": by_size,
+            "other_cpu_by_n": other}
 
 
 @functools.cache
@@ -128,20 +141,37 @@ def timed_calls(batch_size: int) -> int:
 
 
 def throughput(cfg: Config, steps: int, t: dict) -> dict:
-    """A row of figures from `time_jax`'s figures `t` for calls of `steps` steps at `cfg`."""
+    """A row of figures from `time_jax`'s figures `t` for calls of `steps` steps at `cfg`.
+
+    Where `t` has a ``reference`` (an n x n matmul timed interleaved, n in ``t["reference_n"]``),
+    the row gets ``reference_matmul`` and ``fraction_of_reference``.
+    """
     per_step = t["median_s"] / steps
     flops = step_flops(cfg)
-    return {"batch_size": cfg.batch_size, "precision": cfg.precision, "steps_per_call": steps,
-            "compile_s": t["compile_s"], "step_s": per_step, "steps_per_s": 1 / per_step,
-            "samples_per_s": cfg.batch_size / per_step, "step_flops": flops, "flops_per_s": flops / per_step,
-            "memory": t["memory"], "timing": {k: v for k, v in t.items() if k != "memory"}}
+    row = {"batch_size": cfg.batch_size, "precision": cfg.precision, "steps_per_call": steps,
+           "compile_s": t["compile_s"], "step_s": per_step, "steps_per_s": 1 / per_step,
+           "samples_per_s": cfg.batch_size / per_step, "step_flops": flops, "flops_per_s": flops / per_step,
+           "other_cpu": t["other_cpu"], "memory": t["memory"],
+           "timing": {k: v for k, v in t.items() if k not in ("memory", "reference", "reference_n")}}
+    if "reference" in t:
+        n, ref = t["reference_n"], t["reference"]
+        row["reference_matmul"] = {"n": n, "flops_per_s": 2 * n ** 3 / ref["median_s"], "timing": ref}
+        row["fraction_of_reference"] = row["flops_per_s"] / row["reference_matmul"]["flops_per_s"]
+    return row
 
 
-def bench_batch(cfg: Config, state: train.TrainState) -> dict:
-    """Compile time, steady-state step time, throughput and memory of `cfg` from `state`."""
+def bench_batch(cfg: Config, state: train.TrainState, fn=None, reference_n: int = 1024) -> dict:
+    """Compile time, steady-state step time, throughput and memory of `cfg` from `state`.
+
+    `fn` is the chunk program to time (default `train_chunk(cfg, chunk_steps(...))`; pass
+    your own to reuse its compilation). A `reference_n`-square matmul in the same
+    precision is timed interleaved with it (0: none).
+    """
     steps = chunk_steps(cfg.batch_size)
-    t = time_jax(train_chunk(cfg, steps), state, hyper(cfg), repeats=timed_calls(cfg.batch_size))
-    return throughput(cfg, steps, t)
+    fn = train_chunk(cfg, steps) if fn is None else fn
+    reference = reference_matmul(cfg.precision, reference_n) if reference_n else None
+    t = time_jax(fn, state, hyper(cfg), repeats=timed_calls(cfg.batch_size), reference=reference)
+    return throughput(cfg, steps, {**t, "reference_n": reference_n})
 
 
 def fmt(value, spec: str) -> str:
@@ -155,14 +185,15 @@ def megabytes(n: int | None) -> str:
 
 def print_table(rows: list[dict]) -> None:
     print(f"{'batch':>6} {'compile s':>10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'samples/s':>10} "
-          f"{'GFLOP/s':>8} {'of peak':>8} {'of vendor':>9} {'prog MB':>8} {'dev MB':>7}")
+          f"{'GFLOP/s':>8} {'of peak':>8} {'of ref':>7} {'of vendor':>9} {'other':>6} {'prog MB':>8} {'dev MB':>7}")
     for r in rows:
         if "skipped" in r:
             print(f"{r['batch_size']:>6} skipped: {r['skipped']}")
             continue
         print(f"{r['batch_size']:>6} {r['compile_s']:>10.2f} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
               f"{r['steps_per_s']:>8.2f} {r['samples_per_s']:>10.0f} {r['flops_per_s'] / 1e9:>8.1f} "
-              f"{r['fraction_of_matmul_peak']:>8.1%} {fmt(r['fraction_of_vendor_peak'], '.1%'):>9} "
+              f"{r['fraction_of_matmul_peak']:>8.1%} {fmt(r.get('fraction_of_reference'), '.1%'):>7} "
+              f"{fmt(r['fraction_of_vendor_peak'], '.1%'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
               f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}")
 
 
@@ -179,7 +210,9 @@ def main(argv=None) -> None:
     batch_sizes = [64] if args.smoke else sorted(args.batch_sizes)
     truth = time_call(jax.jit(lambda k: train.init_truth(k, base)), jax.random.PRNGKey(0), repeats=3)
     state = init_state(preset)
-    rows = [{"batch_size": b, **skip_on_oom(bench_batch, replace(base, batch_size=b), state)} for b in batch_sizes]
+    reference_n = 256 if args.smoke else 1024
+    rows = [{"batch_size": b, **skip_on_oom(bench_batch, replace(base, batch_size=b), state, reference_n=reference_n)}
+            for b in batch_sizes]
     # After the batches, so that each batch's device memory high-water mark is its own.
     peak = matmul_peak(args.precision, max_n=512 if args.smoke else 16384)
     vendor = vendor_peak(jax.devices()[0].device_kind, args.precision)
@@ -188,7 +221,8 @@ def main(argv=None) -> None:
             r["fraction_of_matmul_peak"] = r["flops_per_s"] / peak["flops_per_s"]
             r["fraction_of_vendor_peak"] = None if vendor is None else r["flops_per_s"] / vendor
 
-    print(f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}x{peak['n']} {args.precision}); "
+    print(f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}x{peak['n']} {args.precision}, "
+          f"other processes {fmt(peak['other_cpu_by_n'][peak['n']], '.0%')} of the CPU); "
           f"vendor peak: {'unknown' if vendor is None else f'{vendor / 1e12:.1f} TFLOP/s'}")
     print(f"ground truth (latents + 2 mixers): first call {truth['first_s']:.2f} s (with compile), "
           f"then {truth['median_s']:.3f} s")

@@ -84,23 +84,54 @@ def optimizer(cfg: Config, lr) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(schedule))
 
 
+def observations(cfg: Config, truth: GroundTruth, blocks: latents.Blocks):
+    """Both modalities' observations x1 = f1(z1), x2 = f2(z2) of a batch of latents."""
+    z1, z2 = latents.views(blocks)
+    with jax.named_scope("mix"):
+        return mixing.apply(truth.f1, z1), mixing.apply(truth.f2, z2)
+
+
 def codes(params, cfg: Config, truth: GroundTruth, blocks: latents.Blocks):
     """Both encoders' codes h1 = g1(f1(z1)), h2 = g2(f2(z2)) of a batch of latents."""
-    z1, z2 = latents.views(blocks)
-    h1 = encoders.encode(params, cfg, 1, mixing.apply(truth.f1, z1))
-    h2 = encoders.encode(params, cfg, 2, mixing.apply(truth.f2, z2))
-    return h1, h2
+    x1, x2 = observations(cfg, truth, blocks)
+    return encoders.encode(params, cfg, 1, x1), encoders.encode(params, cfg, 2, x2)
+
+
+def objective(cfg: Config, hp: Hyper, h1: jax.Array, h2: jax.Array, n_positive: int) -> jax.Array:
+    """The configured loss on codes whose first `n_positive` rows are the positive pairs.
+
+    InfoNCE takes the remaining rows as the negatives; CLIP uses only the positives.
+    """
+    with jax.named_scope("loss"):
+        if cfg.loss == "clip":
+            return losses.clip(h1[:n_positive], h2[:n_positive], hp.temperature, cfg.similarity)
+        b = n_positive
+        return losses.infonce(h1[:b], h2[:b], h1[b:], h2[b:], hp.temperature)
 
 
 def contrastive_loss(params, cfg: Config, hp: Hyper, truth: GroundTruth,
                      positives: latents.Blocks, negatives: latents.Blocks) -> jax.Array:
     """The configured objective on a positive batch (and an independent negative batch)."""
-    if cfg.loss == "clip":
-        return losses.clip(*codes(params, cfg, truth, positives), hp.temperature, cfg.similarity)
-    both = jax.tree.map(lambda p, n: jnp.concatenate([p, n]), positives, negatives)
-    h1, h2 = codes(params, cfg, truth, both)  # one encoder pass over positives and negatives
     b = positives.c.shape[0]
-    return losses.infonce(h1[:b], h2[:b], h1[b:], h2[b:], hp.temperature)
+    if cfg.loss == "clip":
+        return objective(cfg, hp, *codes(params, cfg, truth, positives), b)
+    both = jax.tree.map(lambda p, n: jnp.concatenate([p, n]), positives, negatives)
+    return objective(cfg, hp, *codes(params, cfg, truth, both), b)  # one encoder pass over both batches
+
+
+def data(state: TrainState, cfg: Config, hp: Hyper) -> tuple[latents.Blocks, latents.Blocks]:
+    """The positive and the independent negative batch of step `state.step`, drawn on the device."""
+    k_pos, k_neg = jax.random.split(jax.random.fold_in(stream(state.key, "data"), state.step))
+    with jax.named_scope("sample"):
+        return tuple(latents.sample_blocks(k, state.truth.latents, cfg, hp, cfg.batch_size)
+                     for k in (k_pos, k_neg))
+
+
+def apply_gradients(cfg: Config, hp: Hyper, params, opt_state, grads):
+    """`(params, opt_state)` after one optimiser update with `grads`."""
+    with jax.named_scope("update"):
+        updates, opt_state = optimizer(cfg, hp.lr).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
 
 
 def make_init(cfg: Config) -> Callable[[jax.Array, Hyper], TrainState]:
@@ -118,12 +149,9 @@ def make_step(cfg: Config) -> Callable[[TrainState, Hyper], tuple[TrainState, ja
     """`step(state, hp) -> (state, loss)`: one optimisation step on fresh data."""
 
     def step(state, hp):
-        k_pos, k_neg = jax.random.split(jax.random.fold_in(stream(state.key, "data"), state.step))
-        sample = lambda k: latents.sample_blocks(k, state.truth.latents, cfg, hp, cfg.batch_size)
-        loss, grads = jax.value_and_grad(contrastive_loss)(
-            state.params, cfg, hp, state.truth, sample(k_pos), sample(k_neg))
-        updates, opt_state = optimizer(cfg, hp.lr).update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        positives, negatives = data(state, cfg, hp)
+        loss, grads = jax.value_and_grad(contrastive_loss)(state.params, cfg, hp, state.truth, positives, negatives)
+        params, opt_state = apply_gradients(cfg, hp, state.params, state.opt_state, grads)
         return state._replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
     return step

@@ -43,7 +43,7 @@ def test_smoke_run_writes_documented_json(tmp_path):
     assert env["device_count"] >= 1
     assert result["smoke"] is True
     bench = result["benchmarks"]
-    assert set(bench) == {"train", "precision", "sweep", "probe"}
+    assert set(bench) == {"train", "precision", "sweep", "probe", "profile"}
     assert not any("error" in section for section in bench.values())
 
     train = bench["train"]
@@ -56,6 +56,8 @@ def test_smoke_run_writes_documented_json(tmp_path):
         assert "skipped" not in row
         check_throughput(row, env["backend"])
         assert positive(row["fraction_of_matmul_peak"])
+        assert positive(row["reference_matmul"]["flops_per_s"]) and positive(row["fraction_of_reference"])
+        assert row["other_cpu"] is None or 0 <= row["other_cpu"] <= 1
         assert row["fraction_of_vendor_peak"] is None or positive(row["fraction_of_vendor_peak"])
 
     rows = {row["precision"]: row for row in bench["precision"]["rows"]}
@@ -76,3 +78,27 @@ def test_smoke_run_writes_documented_json(tmp_path):
     assert positive(probe["wall_s"]) and probe["rows"]
     for row in probe["rows"]:
         assert positive(row["ours"]["median_s"]) and positive(row["theirs"]["median_s"])
+
+    profile = bench["profile"]
+    assert profile["batches"]
+    for row in profile["batches"]:
+        assert "skipped" not in row
+        ref = row["reference"]
+        for key in ("peak_flops_per_s", "bandwidth_bytes_per_s", "balance_bytes_per_flop"):
+            assert positive(ref[key]), key
+        assert positive(row["step_s"]) and positive(row["step_flops"]) and positive(row["pieces_sum_s"])
+        pieces = {p["piece"]: p for p in row["pieces"]}
+        assert list(pieces) == ["sample", "mix", "encode", "encode_grad", "loss", "loss_grad", "update", "step"]
+        for name, p in pieces.items():
+            assert positive(p["time_s"]) and positive(p["share_of_step"]), name
+            assert p["flops_per_s"] is None if p["flops"] == 0 else positive(p["flops_per_s"]), name
+            assert p["bound"] in (None, "memory", "compute"), name
+        assert pieces["step"]["share_of_step"] == 1.0
+        assert pieces["step"]["flops"] == (pieces["mix"]["flops"] + pieces["encode_grad"]["flops"]
+                                           + pieces["loss_grad"]["flops"])
+        assert row["encoder_matmuls"] and all(positive(m["flops_per_s"]) for m in row["encoder_matmuls"])
+        assert positive(row["encoder_matmul_s"]) and row["encoder_matmul_forward_s"] < row["encoder_matmul_s"]
+        view = row["op_view"]
+        if "error" not in view:  # a trace the profiler could not take is recorded, not fatal
+            assert positive(view["op_s"]) and view["threads"] >= 1 and view["top_sources"]
+            assert abs(sum(c["share"] for c in view["by_category"]) - 1) < 1e-6

@@ -65,3 +65,55 @@ def test_clip_l2_uses_negative_squared_distances():
     rows = math.log(1 + math.exp(-9)) + (math.log(math.exp(-1) + math.exp(-4)) + 4)
     cols = math.log(1 + math.exp(-1)) + (math.log(math.exp(-9) + math.exp(-4)) + 4)
     assert float(losses.clip(h1, h2, 1.0, "l2")) == pytest.approx(0.25 * (rows + cols), rel=1e-6)
+
+
+def materialised_infonce_direction(a, b, a_neg, tau):
+    """The loss with every (n, m) logit built, as written before the tiled log-sum-exp."""
+    positive = -jnp.sum((a - b) ** 2, axis=-1) / tau
+    logits = jnp.concatenate([-losses.squared_distances(a, a_neg) / tau, positive[:, None]], axis=1)
+    return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.log(logits.shape[1]) - positive)
+
+
+@pytest.mark.parametrize("tile_logits", [None, 8 * 29])  # one tile; tiles of 8 rows, the last one padded
+def test_tiled_infonce_matches_materialised_logits_with_gradients(monkeypatch, tile_logits):
+    if tile_logits is not None:
+        monkeypatch.setattr(losses, "TILE_LOGITS", {jax.default_backend(): tile_logits})
+    k = jax.random.split(jax.random.PRNGKey(3), 3)
+    a, b, a_neg = (jax.random.normal(k[0], (37, 4)), jax.random.normal(k[1], (37, 4)),
+                   2.0 * jax.random.normal(k[2], (29, 4)))
+    tau = jnp.float32(0.7)
+    got = jax.value_and_grad(losses.infonce_direction, argnums=(0, 1, 2, 3))(a, b, a_neg, tau)
+    want = jax.value_and_grad(materialised_infonce_direction, argnums=(0, 1, 2, 3))(a, b, a_neg, tau)
+    assert float(got[0]) == pytest.approx(float(want[0]), rel=1e-6)
+    for g, w in zip(got[1], want[1]):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6)
+    # vmapped over a batch of temperatures, as a sweep does
+    taus = jnp.array([0.5, 1.0, 2.0])
+    batched = jax.vmap(jax.grad(losses.infonce_direction, argnums=(0, 3)), (None, None, None, 0))(a, b, a_neg, taus)
+    for i, t in enumerate(taus):
+        ga, gt = jax.grad(materialised_infonce_direction, argnums=(0, 3))(a, b, a_neg, t)
+        np.testing.assert_allclose(batched[0][i], ga, rtol=2e-5, atol=1e-6)
+        assert float(batched[1][i]) == pytest.approx(float(gt), rel=1e-5)
+
+
+def test_nt_xent_on_hand_computed_example():
+    h1 = jnp.array([[1.0, 0.0], [0.0, 2.0]])  # cosine similarity ignores the norm
+    h2 = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    # anchor h1_0: positive cos(h1_0, h2_0) = 1; negatives h2_1 (0) and h1_1 (0); the same for every anchor
+    expected = math.log(math.e + 2) - 1
+    assert float(losses.nt_xent(h1, h2)) == pytest.approx(expected, rel=1e-6)
+    # temperature 0.5 doubles every logit
+    assert float(losses.nt_xent(h1, h2, 0.5)) == pytest.approx(math.log(math.e ** 2 + 2) - 2, rel=1e-6)
+    # l2: positives at distance 0, negatives at squared distance 2 (cross) and 5 / 5 (within)
+    h1 = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    h2 = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    expected = math.log(1 + math.exp(-5) + math.exp(-5))
+    assert float(losses.nt_xent(h1, h2, similarity="l2")) == pytest.approx(expected, rel=1e-6)
+
+
+def test_tile_rows_fit_the_cache_on_cpu_and_keep_the_paper_batch_whole_on_accelerators():
+    assert losses.tile_rows(6144, 6144, "cpu") == 128  # 2^20 logits
+    assert losses.tile_rows(100, 6144, "cpu") == 100  # never more rows than there are
+    assert losses.tile_rows(6144, 10**9, "cpu") == 8  # at least 8
+    assert losses.tile_rows(6144, 6144, "gpu") == 6144
+    assert losses.tile_rows(16384, 16384, "tpu") == 8192  # 2^27 logits
