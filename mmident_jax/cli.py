@@ -118,7 +118,57 @@ def build_parser() -> Parser:
     sweep.add_argument("--distributed", action="store_true",
                        help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides")
     sweep.add_argument("--no-progress", action="store_true", help="no progress display")
+    _add_imgtxt(commands)
     return parser
+
+
+IMGTXT_FLAGS = {
+    "encoding_size": "code dimensions",
+    "image_size": "image side in pixels",
+    "image_encoder": "resnet18 (paper) or cnn",
+    "position_dependent_color": "hue drawn from the third of [0, 1] of the x-position",
+    "temperature": "temperature tau",
+    "seed": "random seed of the run",
+    "batch_size": "pairs per step",
+    "lr": "Adam learning rate",
+    "train_steps": "total optimisation steps",
+    "log_steps": "steps between checkpoints and metrics lines",
+    "eval_size": "held-out pairs to fit the probes on (and as many to score them)",
+}
+
+
+def _add_imgtxt(commands) -> None:
+    from mmident_jax.imgtxt import PRESETS as IMGTXT_PRESETS, ImgTxtConfig
+
+    imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
+    sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
+    train = sub.add_parser("train", help="train one image/text run (resumes from the run directory)")
+    train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
+    train.add_argument("--preset", help=f"base settings: {', '.join(IMGTXT_PRESETS)} (default: the stored "
+                                        "config when resuming, else imgtxt)")
+    fields = {f.name: f for f in dataclasses.fields(ImgTxtConfig)}
+    for name, text in IMGTXT_FLAGS.items():
+        flag = "--" + name.replace("_", "-")
+        defaults = ", ".join(f"{p}: {getattr(c, name)}" for p, c in IMGTXT_PRESETS.items())
+        if fields[name].type == "bool":
+            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{text} (default {defaults})")
+        else:
+            train.add_argument(flag, type=_flag_type(fields[name]), default=None, help=f"{text} (default {defaults})")
+    evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
+    evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
+    sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
+    sweep.add_argument("--out", required=True, help="directory for the runs and results")
+    sweep.add_argument("--preset", required=True, help=", ".join(IMGTXT_PRESETS))
+    sweep.add_argument("--seeds", type=int, help="seeds per encoding size (default: the preset's)")
+    sweep.add_argument("--train-steps", type=int, help="override the training steps")
+    export = sub.add_parser("export", help="write generated pairs in the Multimodal3DIdent folder layout")
+    export.add_argument("--out", required=True, help="a new directory")
+    export.add_argument("--n", type=int, default=1000, help="pairs (default 1000)")
+    export.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
+    export.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    export.add_argument("--position-dependent-color", action="store_true",
+                        help="hue drawn from the third of [0, 1] of the x-position")
 
 
 def train_config(args: argparse.Namespace) -> Config:
@@ -189,14 +239,65 @@ def _sweep(args) -> None:
         print((out / "results.md").read_text())
 
 
+def _imgtxt(args) -> None:
+    from pathlib import Path
+
+    from mmident_jax import imgtxt, rundir
+    from mmident_jax.sweep import prepare_out
+
+    if args.imgtxt_command == "train":
+        if args.preset is not None and args.preset not in imgtxt.PRESETS:
+            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(imgtxt.PRESETS)}")
+        if args.preset is not None:
+            base = imgtxt.PRESETS[args.preset]
+        else:
+            try:
+                base = rundir.load_config(args.run_dir, imgtxt.ImgTxtConfig)
+            except rundir.RunDirError:
+                base = imgtxt.PAPER
+        cfg = replace(base, **{k: getattr(args, k) for k in IMGTXT_FLAGS if getattr(args, k) is not None})
+        state = imgtxt.fit(cfg, args.run_dir)
+        print(f"{args.run_dir}: trained to step {int(state.step)}")
+    elif args.imgtxt_command == "evaluate":
+        rows = imgtxt.evaluate_run(args.run_dir)
+        print(imgtxt.to_markdown(str(args.run_dir), rows, 1))
+    elif args.imgtxt_command == "sweep":
+        if args.preset not in imgtxt.SWEEPS:
+            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(imgtxt.SWEEPS)}")
+        for flag in ("seeds", "train_steps"):
+            if getattr(args, flag) is not None and getattr(args, flag) < 1:
+                raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+        out = Path(args.out)
+        seeds = args.seeds or imgtxt.SWEEPS[args.preset][2]
+        prepare_out(out, {"preset": args.preset, "seeds": seeds, "train_steps": args.train_steps})
+        rows = imgtxt.sweep(args.preset, out, seeds=seeds, train_steps=args.train_steps)
+        for skipped in imgtxt.write_results(out, args.preset, rows, seeds):
+            print(f"skipped {skipped}", file=sys.stderr)
+        print((out / "results.md").read_text())
+    else:
+        import jax
+
+        from mmident_jax import dataset, scenes
+
+        if args.n < 1 or args.image_size < 16:
+            raise ConfigError(f"--n must be >= 1 and --image-size >= 16, got {args.n} and {args.image_size}")
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise rundir.RunDirError(f"--out {out} exists and is not an empty directory")
+        factors = scenes.sample_factors(jax.random.PRNGKey(args.seed), args.n, args.position_dependent_color)
+        dataset.export(out, factors, size=args.image_size)
+        print(f"{out}: {args.n} pairs")
+
+
 def main(argv=None) -> int:
+    from mmident_jax.dataset import DatasetError
     from mmident_jax.rundir import RunDirError
     from mmident_jax.train import TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:
-        {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
-    except (ConfigError, RunDirError) as e:
+        {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "imgtxt": _imgtxt}[args.command](args)
+    except (ConfigError, RunDirError, DatasetError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

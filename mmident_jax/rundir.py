@@ -37,18 +37,18 @@ class RunDirError(ValueError):
     """The run directory cannot be used as asked; the message says why."""
 
 
-def load_config(run_dir) -> Config:
-    """The config stored in a run directory."""
+def load_config(run_dir, kind=Config):
+    """The config stored in a run directory (a `Config`, or another `kind` with `from_dict`)."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no {CONFIG})")
     try:
-        return Config.from_dict(json.loads(path.read_text()))
+        return kind.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, ConfigError) as e:
         raise RunDirError(f"{path} is not a valid config: {e}") from None
 
 
-def prepare(run_dir, cfg: Config) -> Config | None:
+def prepare(run_dir, cfg):
     """Check that `cfg` may train in `run_dir`, create it, and write `config.json`.
 
     Returns the stored config when the directory already holds this run (resume),
@@ -60,7 +60,7 @@ def prepare(run_dir, cfg: Config) -> Config | None:
         raise RunDirError(f"--run-dir {run_dir} exists and is not a directory")
     stored = None
     if (run_dir / CONFIG).exists():
-        stored = load_config(run_dir)
+        stored = load_config(run_dir, type(cfg))
         differing = [name for name, value in stored.to_dict().items()
                      if name not in RESUMABLE and getattr(cfg, name) != value]
         if differing:

@@ -1,0 +1,381 @@
+"""The image/text experiment: Multimodal3DIdent-style pairs generated on device (paper §5.2).
+
+Each training step draws scenes (`scenes.sample_factors`), renders their images and
+writes their sentences as tokens inside the scanned step, encodes both with an image
+and a text encoder (`imgtxt_encoders`) and minimises the paper's image/text objective
+(`losses.nt_xent`: cosine similarity, temperature 1, symmetric, negatives from both
+modalities). Evaluation probes the codes of held-out pairs for every factor:
+accuracy for the discrete ones (chance 1/classes), R² for the continuous ones.
+
+Example, a few steps of a tiny run:
+    >>> import jax
+    >>> cfg = ImgTxtConfig(image_encoder="cnn", image_size=32, batch_size=16, train_steps=3)
+    >>> state, losses = jax.jit(make_train(cfg))(jax.random.PRNGKey(0))
+    >>> losses.shape, int(state.step)
+    ((3,), 3)
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import textwrap
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mmident_jax import losses, probes as P, rundir, scenes, sentences
+from mmident_jax.config import ConfigError
+from mmident_jax.imgtxt_encoders import TextCNN, image_encoder
+
+IMAGE_ENCODERS = ("resnet18", "cnn")
+# Factor -> (role, classes; 0 for continuous factors in [0, 1]).
+FACTORS = {
+    "shape": ("content", len(scenes.SHAPES)), "x": ("content", 3), "y": ("content", 3),
+    "color_name": ("style", len(sentences.COLOR_NAMES)), "hue": ("style", 0),
+    "rotation": ("image", 0), "light_position": ("image", 0), "light_hue": ("image", 0),
+    "background_hue": ("image", 0), "phrasing": ("text", scenes.NUM_PHRASINGS),
+}
+ENCODERS = ("image", "text")
+
+
+@dataclass(frozen=True)
+class ImgTxtConfig:
+    """One image/text run. Defaults are the paper's (batch 256, lr 1e-5, 100k steps, ResNet-18)."""
+
+    encoding_size: int = 4
+    image_size: int = 64
+    image_encoder: str = "resnet18"
+    position_dependent_color: bool = False
+    temperature: float = 1.0
+    seed: int = 0
+    batch_size: int = 256
+    lr: float = 1e-5
+    train_steps: int = 100_000
+    log_steps: int = 1000
+    eval_size: int = 4096  # held-out pairs to fit probes on, and as many to score them
+
+    def __post_init__(self):
+        for name in ("encoding_size", "image_size", "train_steps", "log_steps", "eval_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.image_size < 16:
+            raise ConfigError(f"image_size must be >= 16, got {self.image_size}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        for name in ("temperature", "lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ConfigError(f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}, "
+                              f"got {self.image_encoder!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImgTxtConfig":
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
+PAPER = ImgTxtConfig()
+# A small CNN on 32x32 images, a larger learning rate and temperature 0.1 (at temperature 1
+# the shape is not learned within a few thousand steps): trains on a 2-core CPU in minutes.
+QUICK = replace(PAPER, image_encoder="cnn", image_size=32, batch_size=128, lr=1e-3, temperature=0.1,
+                train_steps=3000, log_steps=500, eval_size=2048)
+PRESETS = {"imgtxt": PAPER, "imgtxt-quick": QUICK}
+# Sweeps over the encoding size, like the paper's Fig. 3: (config, sizes, seeds).
+SWEEPS = {"imgtxt": (PAPER, (1, 2, 3, 4, 6, 8, 10, 12), 3), "imgtxt-quick": (QUICK, (4, 8), 1)}
+
+
+class State(NamedTuple):
+    step: jax.Array
+    params: Any  # {"image": ..., "text": ...}
+    opt_state: Any
+    key: jax.Array  # the run's root key; streams as in `train.STREAMS`
+
+
+def _modules(cfg: ImgTxtConfig):
+    return image_encoder(cfg.image_encoder, cfg.encoding_size), TextCNN(len(sentences.VOCAB), cfg.encoding_size)
+
+
+def pairs(key: jax.Array, cfg: ImgTxtConfig, n: int):
+    """n scenes: their factors, images (n, size, size, 3) and sentence tokens (n, MAX_LEN)."""
+    factors = scenes.sample_factors(key, n, cfg.position_dependent_color)
+    return factors, scenes.render(factors, cfg.image_size), sentences.tokens(factors)
+
+
+def codes(params, cfg: ImgTxtConfig, images, tokens):
+    """(image codes, text codes) of a batch; images in [0, 1] are centred to [-1, 1] first."""
+    image_module, text_module = _modules(cfg)
+    return image_module.apply(params["image"], 2 * images - 1), text_module.apply(params["text"], tokens)
+
+
+def _stream(key, name):
+    return jax.random.fold_in(key, {"encoder": 1, "data": 2, "evaluation": 3}[name])
+
+
+def init(key: jax.Array, cfg: ImgTxtConfig) -> State:
+    image_module, text_module = _modules(cfg)
+    k_image, k_text = jax.random.split(_stream(key, "encoder"))
+    _, images, tokens = pairs(key, cfg, 1)
+    params = {"image": image_module.init(k_image, images), "text": text_module.init(k_text, tokens)}
+    return State(jnp.zeros((), jnp.int32), params, optax.adam(cfg.lr).init(params), key)
+
+
+def make_step(cfg: ImgTxtConfig):
+    """`step(state) -> (state, loss)`: one Adam step on freshly drawn pairs."""
+    opt = optax.adam(cfg.lr)
+
+    def objective(params, images, tokens):
+        return losses.nt_xent(*codes(params, cfg, images, tokens), cfg.temperature)
+
+    def step(state):
+        _, images, tokens = pairs(jax.random.fold_in(_stream(state.key, "data"), state.step), cfg, cfg.batch_size)
+        loss, grads = jax.value_and_grad(objective)(state.params, images, tokens)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return State(state.step + 1, params, opt_state, state.key), loss
+
+    return step
+
+
+def make_train(cfg: ImgTxtConfig):
+    """`train(key) -> (state, losses)`: the whole run in one `lax.scan`, pure and vmappable over keys."""
+    step = make_step(cfg)
+    return lambda key: jax.lax.scan(lambda s, _: step(s), init(key, cfg), None, length=cfg.train_steps)
+
+
+def restore(run_dir, cfg: ImgTxtConfig) -> State:
+    shapes = jax.eval_shape(lambda k: init(k, cfg), jax.random.PRNGKey(cfg.seed))
+    return jax.tree.map(jnp.asarray, rundir.restore_checkpoint(run_dir, shapes))
+
+
+def fit(cfg: ImgTxtConfig, run_dir, *, print_fn=print) -> State:
+    """Train `cfg` in `run_dir` (resuming from its checkpoint); a checkpoint and metrics line per chunk.
+
+    Steps are dispatched one jitted step at a time rather than scanned: XLA's CPU
+    backend runs convolutions inside a loop about 30x slower than at top level.
+    """
+    rundir.prepare(run_dir, cfg)
+    state = restore(run_dir, cfg) if rundir.has_checkpoint(run_dir) else \
+        jax.jit(init, static_argnums=1)(jax.random.PRNGKey(cfg.seed), cfg)
+    step_fn = jax.jit(make_step(cfg), donate_argnums=0)
+    step = int(state.step)
+    while step < cfg.train_steps:
+        n = min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
+        t0 = time.perf_counter()
+        chunk = []
+        for _ in range(n):
+            state, loss = step_fn(state)
+            chunk.append(loss)
+        chunk = np.asarray(chunk)
+        step += n
+        if not np.all(np.isfinite(chunk)):
+            raise FloatingPointError(f"loss is not finite in steps {step - n + 1}..{step}")
+        record = {"step": step, "loss": float(chunk.mean()), "steps_per_s": n / (time.perf_counter() - t0)}
+        rundir.save_checkpoint(run_dir, state)
+        rundir.append_metrics(run_dir, record)
+        print_fn(f"{run_dir}: step {step}  loss {record['loss']:.4f}  {record['steps_per_s']:.1f} steps/s")
+    return state
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def factor_values(factors: scenes.Factors) -> dict[str, np.ndarray]:
+    """Every factor of `FACTORS` as a host array (the colour name derived from hue and palette)."""
+    values = {name: np.asarray(getattr(factors, name)) for name in FACTORS if name != "color_name"}
+    values["color_name"] = np.asarray(sentences.color_name(factors.hue, factors.palette))
+    return values
+
+
+def eval_data(state: State, cfg: ImgTxtConfig, split: int):
+    """Codes and factors of `cfg.eval_size` held-out pairs (split 0: probe fitting, 1: scoring)."""
+    key = jax.random.fold_in(_stream(state.key, "evaluation"), split)
+    chunk = min(cfg.eval_size, 512)
+    count = math.ceil(cfg.eval_size / chunk)
+
+    @jax.jit
+    def batch(i):
+        factors, images, tokens = pairs(jax.random.fold_in(key, i), cfg, chunk)
+        return codes(state.params, cfg, images, tokens), factors
+
+    (h_image, h_text), factors = jax.lax.map(batch, jnp.arange(count))
+    flat = lambda x: np.asarray(x).reshape(count * chunk, *x.shape[2:])[:cfg.eval_size]
+    return (flat(h_image), flat(h_text)), factor_values(jax.tree.map(flat, factors))
+
+
+def evaluate(state: State, cfg: ImgTxtConfig) -> list[dict]:
+    """One row per encoder x factor: role, chance, and `score` (nonlinear probe: accuracy or R²).
+
+    Discrete factors: `acc_linear` (logistic regression) and `acc_nonlinear` (MLP
+    classifier); continuous ones: `r2_linear` and `r2_nonlinear` (kernel ridge).
+    """
+    (fit_codes, fit_factors), (test_codes, test_factors) = eval_data(state, cfg, 0), eval_data(state, cfg, 1)
+    discrete = [f for f, (_, classes) in FACTORS.items() if classes]
+    continuous = [f for f in FACTORS if f not in discrete]
+    rows = []
+    for e, encoder in enumerate(ENCODERS):
+        mean, std = P.standardize_fit(fit_codes[e])
+        x_fit, x_test = (np.asarray(P.standardize_apply(c[e], mean, std)) for c in (fit_codes, test_codes))
+        y_fit = [fit_factors[f][:, None] for f in continuous]
+        y_test = [test_factors[f][:, None] for f in continuous]
+        linear = P.linear_r2_blocks(x_fit, y_fit, x_test, y_test)
+        kernel = [r2 for r2, _ in P.kernel_ridge_r2_blocks(x_fit, y_fit, x_test, y_test)]
+        for f, r2_linear, r2_nonlinear in zip(continuous, linear, kernel):
+            rows.append({"encoder": encoder, "factor": f, "role": FACTORS[f][0], "chance": 0.0,
+                         "r2_linear": r2_linear, "r2_nonlinear": r2_nonlinear, "score": r2_nonlinear})
+        for i, f in enumerate(discrete):
+            key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2 * i + e)
+            accuracy = P.mlp_accuracy(x_fit, fit_factors[f], x_test, test_factors[f], key=key)
+            rows.append({"encoder": encoder, "factor": f, "role": FACTORS[f][0], "chance": 1 / FACTORS[f][1],
+                         "acc_linear": P.logistic_accuracy(x_fit, fit_factors[f], x_test, test_factors[f]),
+                         "acc_nonlinear": accuracy, "score": accuracy})
+    order = list(FACTORS)
+    return sorted(rows, key=lambda r: (ENCODERS.index(r["encoder"]), order.index(r["factor"])))
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def evaluate_run(run_dir) -> list[dict]:
+    """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
+    cfg = rundir.load_config(run_dir, ImgTxtConfig)
+    rows = [{"encoding_size": cfg.encoding_size, "seed": cfg.seed, **r} for r in evaluate(restore(run_dir, cfg), cfg)]
+    rundir.write_atomic(Path(run_dir) / rundir.RESULTS, to_csv(rows).encode())
+    return rows
+
+
+# ------------------------------------------------------------------ sweep over encoding sizes
+
+COLUMNS = ("encoding_size", "seed", "encoder", "factor", "role", "chance", "acc_linear", "acc_nonlinear",
+           "r2_linear", "r2_nonlinear", "score")
+
+
+def sweep(name: str, out: Path, *, seeds: int | None = None, train_steps: int | None = None,
+          print_fn=print) -> list[dict]:
+    """Train and evaluate every (encoding size, seed) of sweep preset `name`, one run dir each.
+
+    Runs resume from their checkpoints; evaluated runs keep their rows (`results.csv`).
+    """
+    base, sizes, default_seeds = SWEEPS[name]
+    if train_steps is not None:
+        base = replace(base, train_steps=train_steps)
+    rows = []
+    for size in sizes:
+        for seed in range(seeds or default_seeds):
+            cfg = replace(base, encoding_size=size, seed=seed)
+            run_dir = out / f"size{size}-seed{seed}"
+            if (run_dir / rundir.RESULTS).exists() and int(restore(run_dir, cfg).step) >= cfg.train_steps:
+                rows += read_csv(run_dir / rundir.RESULTS)
+                continue
+            fit(cfg, run_dir, print_fn=print_fn)
+            rows += evaluate_run(run_dir)
+    return rows
+
+
+def read_csv(path: Path) -> list[dict]:
+    def value(k, v):
+        return v if k in ("encoder", "factor", "role") else (int(v) if k in ("encoding_size", "seed") else
+                                                             float(v) if v else None)
+    with open(path) as f:
+        return [{k: value(k, v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def _mean_std(values) -> str:
+    return f"{np.mean(values):.2f}±{np.std(values):.2f}"
+
+
+def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
+    """Per encoding size: each factor's score from image and text codes (accuracy or R²), chance beside."""
+    lines = [f"# {name}", "", "Discrete factors: accuracy of an MLP classifier (chance = 1/classes); "
+             f"continuous factors: kernel-ridge R². Mean ± std over {seeds} seed(s).", ""]
+    for size in sorted({r["encoding_size"] for r in rows}):
+        lines += [f"## Encoding size {size}", "", "| factor | role | metric | chance | image | text |",
+                  "|---|---|---|---|---|---|"]
+        for factor, (role, classes) in FACTORS.items():
+            cells = [_mean_std([r["score"] for r in rows if r["encoding_size"] == size and r["factor"] == factor
+                                and r["encoder"] == e]) for e in ENCODERS]
+            chance = f"{1 / classes:.2f}" if classes else "0"
+            lines.append(f"| {factor} | {role} | {'accuracy' if classes else 'R²'} | {chance} | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
+    """The paper's Fig. 3 layout: score of each factor against the encoding size, image and text codes."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sizes = sorted({r["encoding_size"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, encoder in zip(axes, ENCODERS):
+        for factor, (role, classes) in FACTORS.items():
+            means = [np.mean([r["score"] for r in rows if r["encoding_size"] == k and r["factor"] == factor
+                              and r["encoder"] == encoder]) for k in sizes]
+            ax.plot(sizes, means, marker="o", linestyle="-" if classes else "--", label=f"{factor} ({role})")
+        ax.set_title(f"{name}: {encoder} codes")
+        ax.set_xlabel("encoding size")
+        ax.set_ylim(-0.05, 1.05)
+    axes[0].set_ylabel("accuracy (solid) / R² (dashed)")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> bool:
+    """A grid of `n` generated images titled with their sentences."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    factors, images, _ = jax.jit(pairs, static_argnums=(1, 2))(jax.random.PRNGKey(seed), cfg, n)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
+    for ax, image, text in zip(axes.flat, np.asarray(images), sentences.strings(factors)):
+        ax.imshow(image)
+        ax.set_title(textwrap.fill(text, 34), fontsize=6.5)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_results(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+    """results.csv, results.md, results.png and samples.png; returns what could not be written."""
+    rundir.write_atomic(out / "results.csv", to_csv(rows).encode())
+    rundir.write_atomic(out / "results.md", to_markdown(name, rows, seeds).encode())
+    drawn = save_figure(out / "results.png", name, rows) and save_samples(out / "samples.png", SWEEPS[name][0])
+    return [] if drawn else ["results.png, samples.png (matplotlib is not installed: pip install 'mmident-jax[plot]')"]

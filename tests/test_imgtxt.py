@@ -1,0 +1,84 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from mmident_jax import dataset, imgtxt
+from mmident_jax.config import ConfigError, replace
+
+TINY = imgtxt.ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2,
+                           eval_size=64)
+
+
+def test_training_is_a_pure_function_of_the_key():
+    train = jax.jit(imgtxt.make_train(TINY))
+    (a, losses_a), (b, losses_b) = train(jax.random.PRNGKey(0)), train(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(losses_a, losses_b)
+    assert np.all(np.isfinite(losses_a)) and not np.array_equal(losses_a, train(jax.random.PRNGKey(1))[1])
+    assert losses_a[0] == pytest.approx(np.log(2 * TINY.batch_size - 1), abs=0.3)  # untrained: near chance
+
+
+def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
+    whole = imgtxt.fit(TINY, tmp_path / "whole", print_fn=lambda *_: None)
+    imgtxt.fit(replace(TINY, train_steps=2), tmp_path / "parts", print_fn=lambda *_: None)
+    resumed = imgtxt.fit(TINY, tmp_path / "parts", print_fn=lambda *_: None)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    scanned, _ = jax.jit(imgtxt.make_train(TINY))(jax.random.PRNGKey(TINY.seed))
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(scanned.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # host-stepped fit = scanned train
+
+
+def test_evaluate_scores_every_factor_for_both_encoders(tmp_path):
+    imgtxt.fit(TINY, tmp_path, print_fn=lambda *_: None)
+    rows = imgtxt.evaluate_run(tmp_path)
+    assert [(r["encoder"], r["factor"]) for r in rows] == [(e, f) for e in ("image", "text") for f in imgtxt.FACTORS]
+    for r in rows:
+        classes = imgtxt.FACTORS[r["factor"]][1]
+        assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
+        assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
+    assert imgtxt.read_csv(tmp_path / "results.csv") == rows
+
+
+def test_config_is_validated():
+    with pytest.raises(ConfigError, match="image_encoder must be one of"):
+        replace(TINY, image_encoder="vit")
+    with pytest.raises(ConfigError, match="batch_size must be >= 2"):
+        replace(TINY, batch_size=1)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "mmident_jax", "imgtxt", *map(str, args)], capture_output=True,
+                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
+    result = cli("export", "--out", tmp_path / "data", "--n", 5, "--image-size", 16)
+    assert result.returncode == 0, result.stderr
+    images, texts, latents = dataset.load(tmp_path / "data")
+    assert images.shape == (5, 16, 16, 3) and len(texts) == 5 and len(latents["object_shape"]) == 5
+    again = cli("export", "--out", tmp_path / "data", "--n", 5)  # never overwrites
+    assert again.returncode == 2 and "not an empty directory" in again.stderr
+    for args, words in ((["sweep", "--out", tmp_path / "s", "--preset", "nope"], "unknown preset"),
+                        (["train", "--run-dir", tmp_path / "r", "--image-encoder", "vit"], "image_encoder"),
+                        (["evaluate", "--run-dir", tmp_path / "missing"], "not a run directory")):
+        result = cli(*args)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert words in result.stderr
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setitem(imgtxt.SWEEPS, "tiny", (TINY, (2, 3), 1))
+    rows = imgtxt.sweep("tiny", tmp_path, print_fn=lambda *_: None)
+    assert sorted({r["encoding_size"] for r in rows}) == [2, 3] and len(rows) == 2 * 2 * len(imgtxt.FACTORS)
+    assert imgtxt.write_results(tmp_path, "tiny", rows, 1) == []
+    md = (tmp_path / "results.md").read_text()
+    assert "## Encoding size 3" in md and "| shape | content | accuracy | 0.14 |" in md
+    assert (tmp_path / "samples.png").stat().st_size > 0 and (tmp_path / "results.png").stat().st_size > 0
+    monkeypatch.setattr(imgtxt, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert json.dumps(imgtxt.sweep("tiny", tmp_path)) == json.dumps(rows)
