@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmident_jax import rundir
+from mmident_jax import plotting, rundir
 from mmident_jax.config import PRESETS, Config, replace
 from mmident_jax.evaluate import VALIDATION_SIZE
 from mmident_jax.sweep import NO_MATPLOTLIB, QUICK_SWEEP, Setting, SweepPreset, loss_curves, summarise
@@ -102,17 +102,6 @@ def _val_losses(rows: list[dict]) -> dict[int, list[float]]:
     return out
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
 def _r2_panel(ax, rows, labels, x_label, select=lambda values: True):
     """Nonlinear R² of hz1's blocks against one label."""
     summary = [(v, c) for v, c in summarise(rows, "r2_nonlinear", labels) if select(v)]
@@ -140,7 +129,7 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
              *_table(rows, ("encoding_size",), "r2_nonlinear", extra), "", "Linear R²:", "",
              *_table(rows, ("encoding_size",), "r2_linear"), ""]
     rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
-    plt = _pyplot()
+    plt = plotting.pyplot()
     if plt is None:
         return [NO_MATPLOTLIB]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -151,9 +140,7 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
     left.legend(fontsize=8)
     _r2_panel(right, rows, ("encoding_size",), "encoding_size")
     fig.suptitle(name)
-    fig.tight_layout()
-    fig.savefig(out / "results.png", dpi=120)
-    plt.close(fig)
+    plotting.save(fig, out / "results.png")
     return []
 
 
@@ -167,7 +154,7 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
         part = series_rows[varied]
         lines += [f"## {varied} varied, {fixed} = 5", "", *_table(part, (varied, fixed), "r2_nonlinear"), ""]
     rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
-    plt = _pyplot()
+    plt = plotting.pyplot()
     if plt is None:
         return [NO_MATPLOTLIB]
     curves = loss_curves(out)
@@ -183,9 +170,7 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
         curve_ax.set_ylabel(f"training loss (mean of {seeds} seeds)")
         curve_ax.legend(fontsize=8)
     fig.suptitle(name)
-    fig.tight_layout()
-    fig.savefig(out / "results.png", dpi=120)
-    plt.close(fig)
+    plotting.save(fig, out / "results.png")
     return []
 
 
@@ -199,7 +184,7 @@ def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[s
              *_table(rows, labels, "acc_linear"), "",
              "## Nonlinear R² of the continuous blocks", "", *_table(rows, labels, "r2_nonlinear"), ""]
     rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
-    plt = _pyplot()
+    plt = plotting.pyplot()
     if plt is None:
         return [NO_MATPLOTLIB]
     accuracy = summarise(rows, "acc_nonlinear", labels)
@@ -219,9 +204,7 @@ def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[s
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"{name} (dotted: chance 1/k)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "results.png", dpi=120)
-    plt.close(fig)
+    plotting.save(fig, out / "results.png")
     return []
 
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import losses, probes as P, rundir, scenes, sentences
+from mmident_jax import losses, plotting, probes as P, rundir, scenes, sentences
 from mmident_jax.config import ConfigError
 from mmident_jax.imgtxt_encoders import TextCNN, image_encoder
 
@@ -324,12 +324,8 @@ def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
 
 def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
     """The paper's Fig. 3 layout: score of each factor against the encoding size, image and text codes."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     sizes = sorted({r["encoding_size"] for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -343,20 +339,14 @@ def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("accuracy (solid) / R² (dashed)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plotting.save(fig, path)
     return True
 
 
 def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> bool:
     """A grid of `n` generated images titled with their sentences."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     factors, images, _ = jax.jit(pairs, static_argnums=(1, 2))(jax.random.PRNGKey(seed), cfg, n)
     cols = math.ceil(math.sqrt(n))
@@ -367,9 +357,7 @@ def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> b
         ax.set_title(textwrap.fill(text, 34), fontsize=6.5)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plotting.save(fig, path)
     return True
 
 
@@ -378,4 +366,4 @@ def write_results(out: Path, name: str, rows: list[dict], seeds: int) -> list[st
     rundir.write_atomic(out / "results.csv", to_csv(rows).encode())
     rundir.write_atomic(out / "results.md", to_markdown(name, rows, seeds).encode())
     drawn = save_figure(out / "results.png", name, rows) and save_samples(out / "samples.png", SWEEPS[name][0])
-    return [] if drawn else ["results.png, samples.png (matplotlib is not installed: pip install 'mmident-jax[plot]')"]
+    return [] if drawn else [f"results.png, samples.png ({plotting.MISSING})"]

@@ -32,7 +32,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mmident_jax import rundir, train
+from mmident_jax import plotting, rundir, train
 from mmident_jax.evaluate import BATCH_SIZE, COLUMNS as PROBE_COLUMNS, evaluate, validation_loss
 from mmident_jax.config import PRESETS, Config, Hyper, hyper, replace
 
@@ -351,12 +351,8 @@ def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
 
 def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
     """Bar chart of nonlinear R² per setting and block (hz1); False if matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     mechanisms = list(dict.fromkeys(r["mechanism"] for r in rows))
     fig, axes = plt.subplots(1, len(mechanisms), figsize=(6 * len(mechanisms), 3.6), squeeze=False)
@@ -375,9 +371,7 @@ def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
         ax.set_ylabel("nonlinear R² (hz1)")
         ax.set_title(f"{name}: {mechanism}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plotting.save(fig, path)
     return True
 
 
@@ -414,7 +408,7 @@ def write_tables(out: Path, name: str, rows: list[dict], seeds: int) -> list[str
     return [] if save_figure(out / "results.png", name, rows) else [NO_MATPLOTLIB]
 
 
-NO_MATPLOTLIB = "results.png (matplotlib is not installed: pip install 'mmident-jax[plot]')"
+NO_MATPLOTLIB = f"results.png ({plotting.MISSING})"
 
 
 def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -> list[str]:
