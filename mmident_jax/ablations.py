@@ -68,11 +68,11 @@ def elbow(sizes, losses, tolerance: float = 0.05, noise: float = 0.1) -> int:
 # ------------------------------------------------------------------ tables and figures
 
 
-def _cell(cells: dict, key: str, digits: int = 2) -> str:
+def _cell(cells: dict, key: str) -> str:
     if key not in cells or math.isnan(cells[key][0]):
         return "–"
     mean, std = cells[key]
-    return f"{mean:.{digits}f}±{std:.{digits}f}"
+    return f"{mean:.2f}±{std:.2f}"
 
 
 def _columns() -> list[str]:
@@ -102,9 +102,9 @@ def _val_losses(rows: list[dict]) -> dict[int, list[float]]:
     return out
 
 
-def _r2_panel(ax, rows, labels, x_label, select=lambda values: True):
+def _r2_panel(ax, rows, labels, x_label):
     """Nonlinear R² of hz1's blocks against one label."""
-    summary = [(v, c) for v, c in summarise(rows, "r2_nonlinear", labels) if select(v)]
+    summary = summarise(rows, "r2_nonlinear", labels)
     xs = [v[x_label] for v, _ in summary]
     for block in BLOCKS["hz1"]:
         cells = [c.get(f"hz1: {block}", (np.nan, 0.0)) for _, c in summary]

@@ -35,6 +35,7 @@ import optax
 from mmident_jax import losses, plotting, probes as P, rundir, scenes, sentences
 from mmident_jax.config import ConfigError
 from mmident_jax.imgtxt_encoders import TextCNN, image_encoder
+from mmident_jax.train import stream
 
 IMAGE_ENCODERS = ("resnet18", "cnn")
 # Factor -> (role, classes; 0 for continuous factors in [0, 1]).
@@ -105,7 +106,7 @@ class State(NamedTuple):
     step: jax.Array
     params: Any  # {"image": ..., "text": ...}
     opt_state: Any
-    key: jax.Array  # the run's root key; streams as in `train.STREAMS`
+    key: jax.Array  # the run's root key, split into `train.STREAMS`
 
 
 def _modules(cfg: ImgTxtConfig):
@@ -124,13 +125,9 @@ def codes(params, cfg: ImgTxtConfig, images, tokens):
     return image_module.apply(params["image"], 2 * images - 1), text_module.apply(params["text"], tokens)
 
 
-def _stream(key, name):
-    return jax.random.fold_in(key, {"encoder": 1, "data": 2, "evaluation": 3}[name])
-
-
 def init(key: jax.Array, cfg: ImgTxtConfig) -> State:
     image_module, text_module = _modules(cfg)
-    k_image, k_text = jax.random.split(_stream(key, "encoder"))
+    k_image, k_text = jax.random.split(stream(key, "encoder"))
     _, images, tokens = pairs(key, cfg, 1)
     params = {"image": image_module.init(k_image, images), "text": text_module.init(k_text, tokens)}
     return State(jnp.zeros((), jnp.int32), params, optax.adam(cfg.lr).init(params), key)
@@ -144,7 +141,7 @@ def make_step(cfg: ImgTxtConfig):
         return losses.nt_xent(*codes(params, cfg, images, tokens), cfg.temperature)
 
     def step(state):
-        _, images, tokens = pairs(jax.random.fold_in(_stream(state.key, "data"), state.step), cfg, cfg.batch_size)
+        _, images, tokens = pairs(jax.random.fold_in(stream(state.key, "data"), state.step), cfg, cfg.batch_size)
         loss, grads = jax.value_and_grad(objective)(state.params, images, tokens)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -205,7 +202,7 @@ def factor_values(factors: scenes.Factors) -> dict[str, np.ndarray]:
 
 def eval_data(state: State, cfg: ImgTxtConfig, split: int):
     """Codes and factors of `cfg.eval_size` held-out pairs (split 0: probe fitting, 1: scoring)."""
-    key = jax.random.fold_in(_stream(state.key, "evaluation"), split)
+    key = jax.random.fold_in(stream(state.key, "evaluation"), split)
     chunk = min(cfg.eval_size, 512)
     count = math.ceil(cfg.eval_size / chunk)
 

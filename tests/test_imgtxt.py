@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from mmident_jax import dataset, imgtxt, losses
+from mmident_jax import dataset, imgtxt, losses, train
 from mmident_jax.config import ConfigError, replace
 
 TINY = imgtxt.ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2,
@@ -15,14 +15,15 @@ TINY = imgtxt.ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=
 
 
 def test_training_is_a_pure_function_of_the_key():
-    train = jax.jit(imgtxt.make_train(TINY))
-    (a, losses_a), (b, losses_b) = train(jax.random.PRNGKey(0)), train(jax.random.PRNGKey(0))
-    np.testing.assert_array_equal(losses_a, losses_b)
-    assert np.all(np.isfinite(losses_a)) and not np.array_equal(losses_a, train(jax.random.PRNGKey(1))[1])
+    run = jax.jit(imgtxt.make_train(TINY))
+    (a, losses_a), (b, losses_b) = run(jax.random.PRNGKey(0)), run(jax.random.PRNGKey(0))
+    for x, y in zip(jax.tree.leaves((a, losses_a)), jax.tree.leaves((b, losses_b))):
+        np.testing.assert_array_equal(x, y)
+    assert np.all(np.isfinite(losses_a)) and not np.array_equal(losses_a, run(jax.random.PRNGKey(1))[1])
     # step 0's loss is the objective of the initial encoders on the first batch of the data stream
     key = jax.random.PRNGKey(0)
     start = imgtxt.init(key, TINY)
-    _, images, tokens = imgtxt.pairs(jax.random.fold_in(imgtxt._stream(key, "data"), 0), TINY, TINY.batch_size)
+    _, images, tokens = imgtxt.pairs(jax.random.fold_in(train.stream(key, "data"), 0), TINY, TINY.batch_size)
     expected = losses.nt_xent(*imgtxt.codes(start.params, TINY, images, tokens), TINY.temperature)
     assert float(losses_a[0]) == pytest.approx(float(expected), rel=1e-5)
 
@@ -36,17 +37,6 @@ def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
     scanned, _ = jax.jit(imgtxt.make_train(TINY))(jax.random.PRNGKey(TINY.seed))
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(scanned.params)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-5)  # host-stepped fit = scanned train (round-off)
-
-
-def test_evaluate_scores_every_factor_for_both_encoders(tmp_path):
-    imgtxt.fit(TINY, tmp_path, print_fn=lambda *_: None)
-    rows = imgtxt.evaluate_run(tmp_path)
-    assert [(r["encoder"], r["factor"]) for r in rows] == [(e, f) for e in ("image", "text") for f in imgtxt.FACTORS]
-    for r in rows:
-        classes = imgtxt.FACTORS[r["factor"]][1]
-        assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
-        assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
-    assert imgtxt.read_csv(tmp_path / "results.csv") == rows
 
 
 def test_config_is_validated():
@@ -80,7 +70,13 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
 def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setitem(imgtxt.SWEEPS, "tiny", (TINY, (2, 3), 1))
     rows = imgtxt.sweep("tiny", tmp_path, print_fn=lambda *_: None)
-    assert sorted({r["encoding_size"] for r in rows}) == [2, 3] and len(rows) == 2 * 2 * len(imgtxt.FACTORS)
+    assert [(r["encoding_size"], r["encoder"], r["factor"]) for r in rows] == [
+        (k, e, f) for k in (2, 3) for e in ("image", "text") for f in imgtxt.FACTORS]
+    for r in rows:
+        classes = imgtxt.FACTORS[r["factor"]][1]
+        assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
+        assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
+    assert imgtxt.read_csv(tmp_path / "size3-seed0" / "results.csv") == rows[len(rows) // 2:]
     assert imgtxt.write_results(tmp_path, "tiny", rows, 1) == []
     md = (tmp_path / "results.md").read_text()
     assert "## Encoding size 3" in md and "| shape | content | accuracy | 0.14 |" in md
