@@ -168,7 +168,8 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
             curve_ax.plot(runs[0][0], np.mean([loss for _, loss in runs], axis=0), label=f"{varied} = {value}")
         curve_ax.set_xlabel("step")
         curve_ax.set_ylabel(f"training loss (mean of {seeds} seeds)")
-        curve_ax.legend(fontsize=8)
+        if values:  # the curves are kept in `out` by `sweep.sweep`
+            curve_ax.legend(fontsize=8)
     fig.suptitle(name)
     plotting.save(fig, out / "results.png")
     return []

@@ -21,11 +21,13 @@ def test_training_is_a_pure_function_of_the_key():
         np.testing.assert_array_equal(x, y)
     assert np.all(np.isfinite(losses_a)) and not np.array_equal(losses_a, run(jax.random.PRNGKey(1))[1])
     # step 0's loss is the objective of the initial encoders on the first batch of the data stream
-    key = jax.random.PRNGKey(0)
-    start = imgtxt.init(key, TINY)
-    _, images, tokens = imgtxt.pairs(jax.random.fold_in(train.stream(key, "data"), 0), TINY, TINY.batch_size)
-    expected = losses.nt_xent(*imgtxt.codes(start.params, TINY, images, tokens), TINY.temperature)
-    assert float(losses_a[0]) == pytest.approx(float(expected), rel=1e-5)
+    @jax.jit
+    def first_loss(key):
+        start = imgtxt.init(key, TINY)
+        _, images, tokens = imgtxt.pairs(jax.random.fold_in(train.stream(key, "data"), 0), TINY, TINY.batch_size)
+        return losses.nt_xent(*imgtxt.codes(start.params, TINY, images, tokens), TINY.temperature)
+
+    assert float(losses_a[0]) == pytest.approx(float(first_loss(jax.random.PRNGKey(0))), rel=1e-5)
 
 
 def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
@@ -68,15 +70,15 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
 
 
 def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setitem(imgtxt.SWEEPS, "tiny", (TINY, (2, 3), 1))
+    monkeypatch.setitem(imgtxt.SWEEPS, "tiny", (TINY, (3,), 1))
     rows = imgtxt.sweep("tiny", tmp_path, print_fn=lambda *_: None)
     assert [(r["encoding_size"], r["encoder"], r["factor"]) for r in rows] == [
-        (k, e, f) for k in (2, 3) for e in ("image", "text") for f in imgtxt.FACTORS]
+        (3, e, f) for e in ("image", "text") for f in imgtxt.FACTORS]
     for r in rows:
         classes = imgtxt.FACTORS[r["factor"]][1]
         assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
         assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
-    assert imgtxt.read_csv(tmp_path / "size3-seed0" / "results.csv") == rows[len(rows) // 2:]
+    assert imgtxt.read_csv(tmp_path / "size3-seed0" / "results.csv") == rows
     assert imgtxt.write_results(tmp_path, "tiny", rows, 1) == []
     md = (tmp_path / "results.md").read_text()
     assert "## Encoding size 3" in md and "| shape | content | accuracy | 0.14 |" in md
