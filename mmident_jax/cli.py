@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import sys
 
-from mmident_jax.config import PRESETS, Config, ConfigError, replace
+from mmident_jax.config import PRESETS, ConfigError, replace
 from mmident_jax.evaluate import PROBES
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
@@ -67,17 +67,19 @@ def _flag_type(field: dataclasses.Field):
     return {"int": int, "float": float, "str": str, "tuple[int, ...]": _widths}[field.type]
 
 
-def _preset_defaults(name: str) -> str:
-    values = {p: getattr(cfg, name) for p, cfg in PRESETS.items()}
+def _preset_defaults(name: str, presets: dict) -> str:
+    values = {p: getattr(cfg, name) for p, cfg in presets.items()}
     show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v
     return ", ".join(f"{p}: {show(v)}" for p, v in values.items())
 
 
-def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    for name, text in TRAIN_FLAGS.items():
+def _add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], presets: dict) -> None:
+    """One flag per config field in `flags`, its help showing every preset's default."""
+    kind = type(next(iter(presets.values())))
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    for name, text in flags.items():
         flag = "--" + name.replace("_", "-")
-        help_text = f"{text} (default {_preset_defaults(name)})"
+        help_text = f"{text} (default {_preset_defaults(name, presets)})"
         if fields[name].type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -92,7 +94,7 @@ def build_parser() -> Parser:
     train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
     train.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default: the stored "
                                         "config when resuming, else paper)")
-    _add_train_flags(train)
+    _add_config_flags(train, TRAIN_FLAGS, PRESETS)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
@@ -138,7 +140,7 @@ IMGTXT_FLAGS = {
 
 
 def _add_imgtxt(commands) -> None:
-    from mmident_jax.imgtxt import PRESETS as IMGTXT_PRESETS, ImgTxtConfig
+    from mmident_jax.imgtxt import PRESETS as IMGTXT_PRESETS
 
     imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
     sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
@@ -146,15 +148,7 @@ def _add_imgtxt(commands) -> None:
     train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
     train.add_argument("--preset", help=f"base settings: {', '.join(IMGTXT_PRESETS)} (default: the stored "
                                         "config when resuming, else imgtxt)")
-    fields = {f.name: f for f in dataclasses.fields(ImgTxtConfig)}
-    for name, text in IMGTXT_FLAGS.items():
-        flag = "--" + name.replace("_", "-")
-        defaults = ", ".join(f"{p}: {getattr(c, name)}" for p, c in IMGTXT_PRESETS.items())
-        if fields[name].type == "bool":
-            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"{text} (default {defaults})")
-        else:
-            train.add_argument(flag, type=_flag_type(fields[name]), default=None, help=f"{text} (default {defaults})")
+    _add_config_flags(train, IMGTXT_FLAGS, IMGTXT_PRESETS)
     evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
     sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
@@ -171,20 +165,21 @@ def _add_imgtxt(commands) -> None:
                         help="hue drawn from the third of [0, 1] of the x-position")
 
 
-def train_config(args: argparse.Namespace) -> Config:
-    """The run's config: preset (or the stored config when resuming), then the flags."""
+def train_config(args: argparse.Namespace, flags: dict[str, str] = TRAIN_FLAGS, presets: dict = PRESETS,
+                 default: str = "paper"):
+    """The run's config: preset (or the stored config when resuming, else `default`), then the flags."""
     from mmident_jax import rundir
 
     if args.preset is not None:
-        if args.preset not in PRESETS:
-            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
-        base = PRESETS[args.preset]
+        if args.preset not in presets:
+            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(presets)}")
+        base = presets[args.preset]
     else:
         try:
-            base = rundir.load_config(args.run_dir)
+            base = rundir.load_config(args.run_dir, type(presets[default]))
         except rundir.RunDirError:
-            base = PRESETS["paper"]
-    overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+            base = presets[default]
+    overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
     return replace(base, **overrides)
 
 
@@ -246,17 +241,7 @@ def _imgtxt(args) -> None:
     from mmident_jax.sweep import prepare_out
 
     if args.imgtxt_command == "train":
-        if args.preset is not None and args.preset not in imgtxt.PRESETS:
-            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(imgtxt.PRESETS)}")
-        if args.preset is not None:
-            base = imgtxt.PRESETS[args.preset]
-        else:
-            try:
-                base = rundir.load_config(args.run_dir, imgtxt.ImgTxtConfig)
-            except rundir.RunDirError:
-                base = imgtxt.PAPER
-        cfg = replace(base, **{k: getattr(args, k) for k in IMGTXT_FLAGS if getattr(args, k) is not None})
-        state = imgtxt.fit(cfg, args.run_dir)
+        state = imgtxt.fit(train_config(args, IMGTXT_FLAGS, imgtxt.PRESETS, "imgtxt"), args.run_dir)
         print(f"{args.run_dir}: trained to step {int(state.step)}")
     elif args.imgtxt_command == "evaluate":
         rows = imgtxt.evaluate_run(args.run_dir)
