@@ -11,7 +11,7 @@ import dataclasses
 import sys
 
 from mmident_jax.config import PRESETS, ConfigError, replace
-from mmident_jax.evaluate import PROBES
+from mmident_jax.evaluate import NONLINEAR_PROBES, PROBES
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
 TRAIN_FLAGS = {
@@ -24,7 +24,8 @@ TRAIN_FLAGS = {
     "content_dependent_style": "causal dependence s <- s + B c + a",
     "c_param": "std of the style perturbation",
     "m_param": "std of the latent marginals",
-    "shared_wishart": "reuse one Wishart draw for equal-sized blocks (original script's quirk)",
+    "wishart": "Wishart draws under statistical dependence: shared (one per block size, the original's) "
+               "or independent (one per block)",
     "discrete_block": "none, or the block (c, s, m) whose dimensions are discrete",
     "categories": "values k per dimension of the discrete block",
     "n_mixing_layer": "layers of each mixing MLP",
@@ -35,6 +36,7 @@ TRAIN_FLAGS = {
     "encoder_widths": "hidden widths of the encoder MLP, comma-separated (empty: paper's)",
     "shared_encoder": "one encoder for both modalities",
     "precision": "encoder matmuls: float32, tf32 (GPUs) or bfloat16 compute (float32 params)",
+    "encoder_init": "encoder weights and biases: pytorch (nn.Linear's uniform +-1/sqrt(fan_in)) or lecun (Flax's)",
     "loss": "objective: infonce (paper) or clip",
     "similarity": "similarity of the clip objective: l2 or cosine",
     "temperature": "temperature tau",
@@ -105,15 +107,21 @@ def build_parser() -> Parser:
                           help="batches of 4096 samples for validation and for test (default 5)")
     evaluate.add_argument("--permuted-content", action="store_true",
                           help="intervention: permute content across the batch, report c' too")
+    evaluate.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES, default="kernel",
+                          help="what r2_nonlinear is: kernel ridge (default) or mlp, scikit-learn's "
+                               "MLPRegressor(max_iter=1000) as the original's --mlp-eval")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress display")
 
     sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
     sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
     sweep.add_argument("--preset", required=True,
-                       help="table1, table4, interventions, encoding-size, dims, discrete; each also as NAME-quick")
+                       help="table1, table1-independent, table4, interventions, encoding-size, dims, discrete; "
+                            "each also as NAME-quick")
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
+    sweep.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES,
+                       help="what r2_nonlinear is: kernel ridge (default) or mlp (the original's --mlp-eval)")
     sweep.add_argument("--coordinator-address", help="multi-host: host:port of process 0")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
@@ -201,7 +209,8 @@ def _evaluate(args) -> None:
     if args.num_eval_batches < 1:
         raise ConfigError(f"--num-eval-batches must be >= 1, got {args.num_eval_batches}")
     table = evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
-                                  permuted_content=args.permuted_content, progress=not args.no_progress)
+                         permuted_content=args.permuted_content, nonlinear_probe=args.nonlinear_probe,
+                         progress=not args.no_progress)
     print(format_table(table))
 
 
@@ -220,10 +229,13 @@ def _sweep(args) -> None:
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     preset = presets[args.preset].with_overrides(
-        seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches)
+        seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
+        nonlinear_probe=args.nonlinear_probe)
     out = Path(args.out)
     identity = {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps,
                 "num_eval_batches": preset.num_eval_batches}
+    if preset.nonlinear_probe != "kernel":
+        identity["nonlinear_probe"] = preset.nonlinear_probe
     sweep.prepare_out(out, identity)
     rows = sweep.sweep(preset, out, progress=not args.no_progress)
     import jax

@@ -26,21 +26,45 @@ from mmident_jax.config import Config
 SLOPE = 0.01
 
 
+def torch_uniform(fan_in: int):
+    """PyTorch's `nn.Linear` default for weights and biases alike: uniform in ±1/√fan_in.
+
+    >>> w = torch_uniform(4)(jax.random.PRNGKey(0), (4, 3))
+    >>> bool(jnp.all(jnp.abs(w) <= 0.5))
+    True
+    """
+    bound = fan_in ** -0.5
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 class MLP(nn.Module):
     """Dense layers of the given widths, leaky ReLU (slope 0.01) after each hidden one.
 
     Parameters are float32; `dtype` is the computation type (bfloat16 for speed).
+    `weight_init` is "lecun" (Flax's LeCun-normal weights, zero biases) or "pytorch" (the
+    original's `nn.Linear` default, `torch_uniform`).
     """
 
     widths: Sequence[int]
     out: int
     dtype: jnp.dtype = jnp.float32
+    weight_init: str = "lecun"
+
+    def dense(self, width: int, fan_in: int) -> nn.Dense:
+        if self.weight_init == "pytorch":
+            return nn.Dense(width, dtype=self.dtype, kernel_init=torch_uniform(fan_in),
+                            bias_init=torch_uniform(fan_in))
+        return nn.Dense(width, dtype=self.dtype)
 
     @nn.compact
     def __call__(self, x):
         for width in self.widths:
-            x = nn.leaky_relu(nn.Dense(width, dtype=self.dtype)(x), SLOPE)
-        return nn.Dense(self.out, dtype=self.dtype)(x).astype(jnp.float32)
+            x = nn.leaky_relu(self.dense(width, x.shape[-1])(x), SLOPE)
+        return self.dense(self.out, x.shape[-1])(x).astype(jnp.float32)
 
 
 # Config.precision -> (computation dtype, matmul precision)
@@ -49,7 +73,8 @@ PRECISION = {"float32": (jnp.float32, "float32"), "tf32": (jnp.float32, "tensorf
 
 
 def module(cfg: Config) -> MLP:
-    return MLP(widths=cfg.widths, out=cfg.encoding_size, dtype=PRECISION[cfg.precision][0])
+    return MLP(widths=cfg.widths, out=cfg.encoding_size, dtype=PRECISION[cfg.precision][0],
+               weight_init=cfg.encoder_init)
 
 
 def names(cfg: Config) -> tuple[str, ...]:

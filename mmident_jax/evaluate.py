@@ -35,6 +35,7 @@ from mmident_jax.config import Config, Hyper, hyper
 BATCH_SIZE = 4096  # samples per evaluation batch, as the original
 COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
 PROBES = ("linear", "kernel", "mlp")
+NONLINEAR_PROBES = ("kernel", "mlp")  # what fills r2_nonlinear: kernel ridge, or the original's --mlp-eval
 VALIDATION_SIZE = 2000  # samples of the validation loss (the paper's encoding-size ablation)
 
 
@@ -66,18 +67,21 @@ def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_b
 
 
 def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"), num_batches: int = 1,
-             batch_size: int = BATCH_SIZE, permuted_content: bool = False, progress=None) -> list[dict]:
+             batch_size: int = BATCH_SIZE, permuted_content: bool = False, nonlinear_probe: str = "kernel",
+             progress=None) -> list[dict]:
     """Rows of the results table: encoding, predicted_factors, r2_linear, r2_nonlinear (, r2_mlp).
 
-    `r2_nonlinear` is the kernel-ridge probe (NaN when not asked for); "mlp" adds an
-    `r2_mlp` column. The blocks of `cfg.discrete_block` are classified instead, per
+    "kernel" in `probes` fills `r2_nonlinear` (NaN when not asked for) with the
+    `nonlinear_probe`: "kernel" ridge (the paper's tables) or "mlp", scikit-learn's
+    `MLPRegressor(max_iter=1000)` as the original's `--mlp-eval` (`probes.mlp_regressor_r2`).
+    "mlp" in `probes` adds an `r2_mlp` column (the early-stopped `probes.mlp_r2`). The blocks of `cfg.discrete_block` are classified instead, per
     dimension: `acc_linear` (logistic regression), `acc_nonlinear` (MLP classifier,
     for "kernel" or "mlp") and `chance` = 1/k. `progress(message)` is called before
     each probe runs.
     """
     unknown = [p for p in probes if p not in PROBES]
-    if unknown:
-        raise ValueError(f"unknown probe {unknown[0]!r}")
+    if unknown or nonlinear_probe not in NONLINEAR_PROBES:
+        raise ValueError(f"unknown probe {unknown[0] if unknown else nonlinear_probe!r}")
     hp = hyper(cfg)
     data = jax.jit(eval_data, static_argnums=(1, 3, 4, 5, 6))
     val = data(state, cfg, hp, 0, num_batches, batch_size, permuted_content)
@@ -104,9 +108,13 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
                     scores[name]["r2_linear"] = r2
                 for name, t_val, t_test in zip(discrete, labels(val), labels(test)):
                     scores[name]["acc_linear"] = P.logistic_accuracy(x_val, t_val, x_test, t_test)
-            if probe == "kernel":
+            if probe == "kernel" and nonlinear_probe == "kernel":
                 for name, (r2, _) in zip(continuous, P.kernel_ridge_r2_blocks(x_val, y_val, x_test, y_test)):
                     scores[name]["r2_nonlinear"] = r2
+            if probe == "kernel" and nonlinear_probe == "mlp":
+                for i, name in enumerate(continuous):
+                    key = jax.random.fold_in(train.stream(state.key, "probes"), 2 * i + e)
+                    scores[name]["r2_nonlinear"] = P.mlp_regressor_r2(x_val, y_val[i], x_test, y_test[i], key=key)
             if probe == "mlp":
                 for i, name in enumerate(continuous):
                     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2 * i + e)
@@ -152,7 +160,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
-                 permuted_content: bool = False, progress: bool = True) -> list[dict]:
+                 permuted_content: bool = False, nonlinear_probe: str = "kernel",
+                 progress: bool = True) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir)
     state = train.restore(run_dir, cfg)
@@ -161,9 +170,10 @@ def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
 
         console = Console(stderr=True)
         with console.status("probing") as status:
-            rows = evaluate(state, cfg, probes=probes, num_batches=num_batches,
-                            permuted_content=permuted_content, progress=status.update)
+            rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content,
+                            nonlinear_probe=nonlinear_probe, progress=status.update)
     else:
-        rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content)
+        rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content,
+                        nonlinear_probe=nonlinear_probe)
     rundir.write_atomic(Path(run_dir) / rundir.RESULTS, to_csv(rows).encode())
     return rows

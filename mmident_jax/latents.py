@@ -61,15 +61,17 @@ def wishart_factor(key: jax.Array, dim: int) -> jax.Array:
 def init(key: jax.Array, cfg: Config) -> LatentParams:
     """Draw the latent model's parameters for one seed.
 
-    With `cfg.statistical_dependence` each block (and the style perturbation) gets its
-    own Wishart covariance; with `cfg.shared_wishart` every block of the same size
-    reuses one draw, as the original script does (it seeds each draw identically).
+    With `cfg.statistical_dependence` each block (and the style perturbation) gets a
+    Wishart covariance. `cfg.wishart == "shared"` is the original script's process: it
+    seeds every draw with the run's seed, so blocks of one size share one matrix (and
+    blocks of other sizes get other draws, not truncations of it); "independent" draws
+    one matrix per block (docs/generative-process.md).
     """
     nc, ns, nm = cfg.content_n, cfg.style_n, cfg.modality_n
     dims = (nc, ns, ns, nm, nm)
     if cfg.statistical_dependence:
         factors = [
-            wishart_factor(jax.random.fold_in(key, dim if cfg.shared_wishart else 100 + i), dim)
+            wishart_factor(jax.random.fold_in(key, dim if cfg.wishart == "shared" else 100 + i), dim)
             for i, dim in enumerate(dims)
         ]
     else:

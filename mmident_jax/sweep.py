@@ -65,17 +65,20 @@ class SweepPreset:
     seeds: int = 3
     num_eval_batches: int = 5
     probes: tuple[str, ...] = ("linear", "kernel")
+    nonlinear_probe: str = "kernel"
     permuted_content: bool = False
     eval_batch_size: int = BATCH_SIZE
     labels: tuple[str, ...] = TABLE_LABELS
     report: Callable | None = None
 
-    def with_overrides(self, *, seeds=None, train_steps=None, num_eval_batches=None) -> "SweepPreset":
-        """The preset with fewer/more seeds, steps or evaluation batches."""
+    def with_overrides(self, *, seeds=None, train_steps=None, num_eval_batches=None,
+                       nonlinear_probe=None) -> "SweepPreset":
+        """The preset with fewer/more seeds, steps or evaluation batches, or another nonlinear probe."""
         settings = self.settings if train_steps is None else tuple(
             replace(s, cfg=replace(s.cfg, train_steps=train_steps)) for s in self.settings)
         return replace(self, settings=settings, seeds=seeds or self.seeds,
-                       num_eval_batches=num_eval_batches or self.num_eval_batches)
+                       num_eval_batches=num_eval_batches or self.num_eval_batches,
+                       nonlinear_probe=nonlinear_probe or self.nonlinear_probe)
 
 
 def mechanism_config(base: Config, mechanism: str) -> Config:
@@ -97,10 +100,13 @@ def table_settings(base: Config, mechanisms=("original", "multimodal")) -> tuple
 # x three seeds must fit in an hour on a 2-core CPU, evaluation included.
 QUICK_SWEEP = replace(PRESETS["quick"], train_steps=20_000)
 _no_m = lambda cfg: replace(cfg, modality_n=0)
+_independent = lambda cfg: replace(cfg, wishart="independent")
 
 SWEEP_PRESETS: dict[str, SweepPreset] = {
     "table1": SweepPreset(table_settings(PRESETS["paper"])),
     "table1-quick": SweepPreset(table_settings(QUICK_SWEEP), num_eval_batches=1),
+    "table1-independent": SweepPreset(table_settings(_independent(PRESETS["paper"]))),
+    "table1-independent-quick": SweepPreset(table_settings(_independent(QUICK_SWEEP)), num_eval_batches=1),
     "table4": SweepPreset(table_settings(_no_m(PRESETS["paper"]), ("multimodal",))),
     "table4-quick": SweepPreset(table_settings(_no_m(QUICK_SWEEP), ("multimodal",)), num_eval_batches=1),
     "interventions": SweepPreset(table_settings(PRESETS["paper"], ("multimodal",)), permuted_content=True),
@@ -187,7 +193,7 @@ def evaluate_group(state: train.TrainState, runs: list[tuple[Setting, int]], pre
         run_state = jax.tree.map(lambda x: x[i], state)
         table = evaluate(run_state, setting.cfg, probes=preset.probes,
                          num_batches=preset.num_eval_batches, batch_size=preset.eval_batch_size,
-                         permuted_content=preset.permuted_content)
+                         permuted_content=preset.permuted_content, nonlinear_probe=preset.nonlinear_probe)
         val_loss = validation_loss(run_state, setting.cfg)
         rows.extend({**setting.labels(), "seed": seed, "val_loss": val_loss, **row} for row in table)
         if on_run:

@@ -28,7 +28,7 @@ import optax
 from mmident_jax import encoders, latents, losses, mixing, probes, rundir
 from mmident_jax.config import Config, Hyper, hyper
 
-STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4}
+STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4, "probes": 5}
 MONITOR_SIZE = 2048  # samples to fit, and as many to score, the monitor's linear probes
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mmident_jax import latents
-from mmident_jax.config import Config, hyper, replace
+from mmident_jax.config import PRESETS, Config, hyper, replace
 
 N = 200_000
 
@@ -31,7 +31,7 @@ def test_independent_blocks_are_standard_normal_scaled_by_m_param():
 
 
 def test_statistical_dependence_gives_each_block_its_wishart_covariance():
-    cfg = Config(statistical_dependence=True, style_change_prob=1.0, c_param=0.5)
+    cfg = Config(statistical_dependence=True, style_change_prob=1.0, c_param=0.5, wishart="independent")
     params, b = draw(cfg)
     for block, factor in ((b.c, params.content_factor), (b.s, params.style_factor),
                           (b.m1, params.m1_factor), (b.m2, params.m2_factor)):
@@ -39,15 +39,32 @@ def test_statistical_dependence_gives_each_block_its_wishart_covariance():
         np.testing.assert_allclose(cov(block), sigma, atol=0.03 * np.abs(sigma).max() + 0.05)
     change = np.asarray(params.change_factor @ params.change_factor.T)
     np.testing.assert_allclose(cov(b.s_tilde - b.s), 0.25 * change, atol=0.03 * 0.25 * np.abs(change).max() + 0.02)
-    # independent draws per block by default: no two factors alike
-    assert not np.allclose(params.style_factor, params.change_factor)
+    factors = (params.content_factor, params.style_factor, params.change_factor, params.m1_factor,
+               params.m2_factor)
+    assert all(not np.allclose(a, b) for i, a in enumerate(factors) for b in factors[i + 1:])
 
 
-def test_shared_wishart_reuses_one_draw_for_equal_sized_blocks():
-    params = latents.init(jax.random.PRNGKey(0), Config(statistical_dependence=True, shared_wishart=True))
+def test_paper_preset_shares_one_wishart_draw_across_blocks():
+    """The original seeds every Wishart draw with the run's seed: Σc = Σs = Σa = Σm1 = Σm2."""
+    cfg = replace(PRESETS["paper"], statistical_dependence=True)
+    assert cfg.wishart == "shared"
+    params = latents.init(jax.random.PRNGKey(0), cfg)
+    first = np.asarray(params.content_factor)
+    for factor in (params.style_factor, params.change_factor, params.m1_factor, params.m2_factor):
+        np.testing.assert_array_equal(factor, first)
+    assert np.linalg.matrix_rank(first) == 5 and not np.allclose(first, np.eye(5))
+    independent = latents.init(jax.random.PRNGKey(0), replace(cfg, wishart="independent"))
+    assert not np.allclose(independent.style_factor, independent.content_factor)
+    assert not np.allclose(independent.m1_factor, independent.m2_factor)
+
+
+def test_shared_wishart_draws_one_matrix_per_block_size():
+    """As scipy's wishart.rvs under one seed: equal sizes share the matrix, other sizes do not
+    get a truncation of it (scipy's Bartlett draws for another size start the stream afresh)."""
+    params = latents.init(jax.random.PRNGKey(0), Config(statistical_dependence=True, content_n=3))
     np.testing.assert_array_equal(params.style_factor, params.change_factor)
-    np.testing.assert_array_equal(params.m1_factor, params.m2_factor)
-    np.testing.assert_array_equal(params.content_factor, params.style_factor)  # nc == ns
+    np.testing.assert_array_equal(params.style_factor, params.m1_factor)
+    assert not np.allclose(params.content_factor, params.style_factor[:3, :3])
 
 
 def test_content_dependent_style_shifts_style_by_B_c_plus_a():
