@@ -16,6 +16,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
 from mmident_jax import probes
+from mmident_jax.probes import classification
 
 N_TRAIN, N_TEST = 300, 200
 
@@ -218,9 +219,9 @@ def test_logistic_fit_reaches_sklearn_optimum(n_classes):
     x, y, x_test, _ = classification_data(n_classes, seed=1)
     sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(x, y)
     with jax.enable_x64(True):
-        w = probes._fit_logistic(jnp.asarray(x), jnp.asarray(y), 0.5, 1e-9,
+        w = classification._fit_logistic(jnp.asarray(x), jnp.asarray(y), 0.5, 1e-9,
                                  n_classes=n_classes, max_iter=1000)
-        proba = jax.nn.softmax(probes._logits(w, jnp.asarray(x_test), n_classes))
+        proba = jax.nn.softmax(classification._logits(w, jnp.asarray(x_test), n_classes))
     np.testing.assert_allclose(proba, sk.predict_proba(x_test), atol=1e-5)
 
 
