@@ -11,6 +11,7 @@ Example:
 
 from mmident_jax.config import PRESETS, Config, Hyper, hyper, replace
 from mmident_jax.evaluate import evaluate
-from mmident_jax.train import fit, make_train
+from mmident_jax.driver import fit
+from mmident_jax.train import make_train
 
 __all__ = ["PRESETS", "Config", "Hyper", "evaluate", "fit", "hyper", "make_train", "replace"]

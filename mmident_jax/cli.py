@@ -192,10 +192,11 @@ def train_config(args: argparse.Namespace, flags: dict[str, str] = TRAIN_FLAGS, 
 
 
 def _train(args) -> None:
-    from mmident_jax import train
+    from mmident_jax import driver
+    from mmident_jax.evaluate import monitor
 
     cfg = train_config(args)
-    state = train.fit(cfg, args.run_dir, progress=not args.no_progress)
+    state = driver.fit(cfg, args.run_dir, monitor=monitor(cfg), progress=not args.no_progress)
     print(f"{args.run_dir}: trained to step {int(state.step)}")
 
 

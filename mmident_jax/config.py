@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import NamedTuple
-
-import jax.numpy as jnp
+from typing import Any, NamedTuple
 
 __all__ = ["Config", "ConfigError", "Hyper", "PRESETS", "hyper", "replace"]
 
@@ -150,15 +148,17 @@ def validate(cfg: Config) -> None:
 class Hyper(NamedTuple):
     """Per-run numbers that may be vmapped over (float32 scalars or arrays)."""
 
-    style_change_prob: jnp.ndarray
-    c_param: jnp.ndarray
-    m_param: jnp.ndarray
-    temperature: jnp.ndarray
-    lr: jnp.ndarray
+    style_change_prob: Any
+    c_param: Any
+    m_param: Any
+    temperature: Any
+    lr: Any
 
 
 def hyper(cfg: Config) -> Hyper:
     """The config's per-run numbers as float32 arrays."""
+    import jax.numpy as jnp  # here, so that reading a config (the CLI's help) does not load JAX
+
     return Hyper(*(jnp.float32(getattr(cfg, name)) for name in Hyper._fields))
 
 

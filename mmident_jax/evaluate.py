@@ -1,4 +1,4 @@
-"""Evaluation: probe the codes of a trained run for every latent block (DESIGN §1).
+"""Evaluation: probe the codes of a trained run for every latent block (docs/probes.md).
 
 Validation and test sets are drawn from the run's evaluation stream (never the
 training data) with the run's own latent model and mixers; codes are standardised
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax import latents, probes as P, rundir, train
+from mmident_jax import driver, latents, probes as P, rundir, train
 from mmident_jax.config import Config, Hyper, hyper
 
 BATCH_SIZE = 4096  # samples per evaluation batch, as the original
@@ -37,6 +37,7 @@ COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
 PROBES = ("linear", "kernel", "mlp")
 NONLINEAR_PROBES = ("kernel", "mlp")  # what fills r2_nonlinear: kernel ridge, or the original's --mlp-eval
 VALIDATION_SIZE = 2000  # samples of the validation loss (the paper's encoding-size ablation)
+MONITOR_SIZE = 2048  # samples to fit, and as many to score, the training monitor's linear probes
 
 
 def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_batches: int,
@@ -128,6 +129,39 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
     return rows
 
 
+def monitor_data(state: train.TrainState, cfg: Config, hp: Hyper):
+    """Validation loss, codes and latent blocks of the run's fixed monitor set (jittable)."""
+    n = MONITOR_SIZE
+    blocks = latents.sample_blocks(train.stream(state.key, "monitor"), state.truth.latents, cfg, hp, 2 * n)
+    first, second = (jax.tree.map(lambda x: x[sl], blocks) for sl in (slice(None, n), slice(n, None)))
+    val_loss = train.contrastive_loss(state.params, cfg, hp, state.truth, first, second)
+    return val_loss, train.codes(state.params, cfg, state.truth, blocks), blocks
+
+
+_monitor_data = jax.jit(monitor_data, static_argnums=1)
+
+
+def monitor(cfg: Config):
+    """`figures(state)`: cheap progress figures for `driver.fit`'s metrics lines.
+
+    The validation loss and held-out linear R² per encoder and block (keys like
+    "r2_linear/hz1/c"), the probes fit on `MONITOR_SIZE` samples and scored on as many others.
+    """
+    hp = hyper(cfg)
+
+    def figures(state: train.TrainState) -> dict[str, float]:
+        val_loss, hs, blocks = _monitor_data(state, cfg, hp)
+        n, named = MONITOR_SIZE, {k: np.asarray(v) for k, v in blocks.named().items() if v.shape[1]}
+        out = {"val_loss": float(val_loss)}
+        for name, h in zip(("hz1", "hz2"), map(np.asarray, hs)):
+            r2 = P.linear_r2_blocks(h[:n], [y[:n] for y in named.values()],
+                                    h[n:], [y[n:] for y in named.values()])
+            out.update({f"r2_linear/{name}/{block}": r for block, r in zip(named, r2)})
+        return out
+
+    return figures
+
+
 def validation_loss(state: train.TrainState, cfg: Config, n: int = VALIDATION_SIZE) -> float:
     """The training objective on `n` held-out positive pairs (and `n` negatives), as the paper reports it."""
     hp = hyper(cfg)
@@ -164,7 +198,7 @@ def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
                  progress: bool = True) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir)
-    state = train.restore(run_dir, cfg)
+    state = driver.restore(run_dir, driver.scanned(cfg).init)
     if progress:
         from rich.console import Console
 

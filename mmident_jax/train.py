@@ -1,9 +1,11 @@
-"""Training: `make_train(cfg)` returns a pure `train(key)`; `fit` runs it with a run directory.
+"""Training, pure: `make_train(cfg)` returns `train(key)`, a function of the key alone.
 
 Everything seed-dependent is derived from one key through named streams
 (`stream(key, "truth")`, ...): the ground-truth latent model and mixers, the encoder
 initialisation, the training data (step t draws from `fold_in(data key, t)` inside
-the scanned step, so data never leaves the device), the evaluation and monitor sets.
+the scanned step, so data never leaves the device), the evaluation and monitor sets
+and the probes (docs/random-streams.md). Nothing here touches files or the terminal:
+`driver.fit` trains a run in its directory.
 
 Example, three seeds in one program:
     >>> import jax
@@ -17,19 +19,16 @@ Example, three seeds in one program:
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from mmident_jax import encoders, latents, losses, mixing, probes, rundir
+from mmident_jax import encoders, latents, losses, mixing
 from mmident_jax.config import Config, Hyper, hyper
 
 STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4, "probes": 5}
-MONITOR_SIZE = 2048  # samples to fit, and as many to score, the monitor's linear probes
 
 
 def stream(key: jax.Array, name: str) -> jax.Array:
@@ -182,40 +181,6 @@ def make_train(cfg: Config) -> Callable[..., tuple[TrainState, jax.Array]]:
     return train
 
 
-def monitor_data(state: TrainState, cfg: Config, hp: Hyper):
-    """Validation loss, codes and latent blocks of a fixed held-out set (jittable)."""
-    n = MONITOR_SIZE
-    blocks = latents.sample_blocks(stream(state.key, "monitor"), state.truth.latents, cfg, hp, 2 * n)
-    first, second = (jax.tree.map(lambda x: x[sl], blocks) for sl in (slice(None, n), slice(n, None)))
-    val_loss = contrastive_loss(state.params, cfg, hp, state.truth, first, second)
-    return val_loss, codes(state.params, cfg, state.truth, blocks), blocks
-
-
-_monitor_data = jax.jit(monitor_data, static_argnums=1)
-
-
-def monitor(state: TrainState, cfg: Config, hp: Hyper) -> dict[str, float]:
-    """Cheap progress figures: validation loss and held-out linear R² per encoder and block.
-
-    Linear probes fit on `MONITOR_SIZE` samples and are scored on as many others
-    (keys like "r2_linear/hz1/c").
-    """
-    val_loss, hs, blocks = _monitor_data(state, cfg, hp)
-    n, named = MONITOR_SIZE, {k: np.asarray(v) for k, v in blocks.named().items() if v.shape[1]}
-    out = {"val_loss": float(val_loss)}
-    for name, h in zip(("hz1", "hz2"), map(np.asarray, hs)):
-        r2 = probes.linear_r2_blocks(h[:n], [y[:n] for y in named.values()],
-                                     h[n:], [y[n:] for y in named.values()])
-        out.update({f"r2_linear/{name}/{block}": r for block, r in zip(named, r2)})
-    return out
-
-
-def restore(run_dir, cfg: Config) -> TrainState:
-    """The training state saved in `run_dir` (trained with `cfg`)."""
-    shapes = jax.eval_shape(make_init(cfg), jax.random.PRNGKey(cfg.seed), hyper(cfg))
-    return jax.tree.map(jnp.asarray, rundir.restore_checkpoint(run_dir, shapes))
-
-
 def chunk_length(cfg: Config, step: int) -> int:
     """Steps of the next scanned chunk from `step`: up to the next multiple of `log_steps`."""
     return min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
@@ -223,66 +188,3 @@ def chunk_length(cfg: Config, step: int) -> int:
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def fit(cfg: Config, run_dir, *, progress: bool = True, print_fn=print) -> TrainState:
-    """Train `cfg` in `run_dir`, resuming from its checkpoint, up to `cfg.train_steps`.
-
-    Every `log_steps` steps (chunks of one `lax.scan`) it writes the checkpoint and one
-    line of `metrics.jsonl`: step, mean loss of the chunk, steps/s and `monitor` figures.
-    """
-    rundir.prepare(run_dir, cfg)
-    hp = hyper(cfg)
-    key = jax.random.PRNGKey(cfg.seed)
-    init = jax.jit(make_init(cfg))
-    state = restore(run_dir, cfg) if rundir.has_checkpoint(run_dir) else init(key, hp)
-    run = jax.jit(make_run(cfg), static_argnums=2, donate_argnums=0)
-
-    compiled = {}  # chunk length -> executable; at most two lengths per run
-    start = int(state.step)
-    bar = _progress(progress, start, cfg.train_steps)
-    while int(state.step) < cfg.train_steps:
-        step = int(state.step)
-        n = chunk_length(cfg, step)
-        if n not in compiled:
-            compiled[n] = run.lower(state, hp, n).compile()
-        t0 = time.perf_counter()
-        new_state, chunk_losses = compiled[n](state, hp)
-        chunk_losses = np.asarray(chunk_losses)
-        seconds = time.perf_counter() - t0
-        if not np.all(np.isfinite(chunk_losses)):
-            bad = step + 1 + int(np.argmin(np.isfinite(chunk_losses)))
-            raise TrainingDiverged(f"loss is {chunk_losses[bad - step - 1]} at step {bad}; "
-                                   f"kept the checkpoint of step {step}")
-        state = new_state
-        rundir.save_checkpoint(run_dir, state)
-        record = {"step": step + n, "loss": float(chunk_losses.mean()), "steps_per_s": n / seconds}
-        record.update(monitor(state, cfg, hp))
-        rundir.append_metrics(run_dir, record)
-        bar(step + n, record)
-    bar(None, None)
-    if int(state.step) == start:
-        print_fn(f"{run_dir}: already trained for {start} steps")
-    return state
-
-
-def _progress(enabled: bool, start: int, total: int):
-    """A rich progress bar; returns `update(step, record)`, with `update(None, None)` to close."""
-    if not enabled:
-        return lambda step, record: None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[info]}"))
-    task = bar.add_task("train", total=total, completed=start, info="")
-    bar.start()
-
-    def update(step, record):
-        if step is None:
-            bar.stop()
-            return
-        r2 = record.get("r2_linear/hz1/c")
-        info = f"loss {record['loss']:.4f}" + (f"  R²(c) {r2:.3f}" if r2 is not None else "")
-        bar.update(task, completed=step, info=info)
-
-    return update

@@ -1,24 +1,20 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmident_jax import rundir, train
+from mmident_jax import driver, rundir, train
+from mmident_jax.evaluate import monitor as make_monitor
 from mmident_jax.config import hyper, replace
-
-
-def leaves(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 def test_same_seed_gives_bitwise_identical_parameters(tiny):
     run = jax.jit(train.make_train(tiny))
     (s1, l1), (s2, l2) = run(jax.random.PRNGKey(7)), run(jax.random.PRNGKey(7))
-    for a, b in zip(leaves(s1.params), leaves(s2.params)):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(l1, l2)
+    chex.assert_trees_all_equal((s1, l1), (s2, l2))
     s3, _ = run(jax.random.PRNGKey(8))
-    assert not np.allclose(leaves(s1.params)[0], leaves(s3.params)[0])
+    assert not np.allclose(s1.params["g1"]["params"]["Dense_0"]["kernel"], s3.params["g1"]["params"]["Dense_0"]["kernel"])
 
 
 def test_vmapped_train_equals_separate_calls(tiny):
@@ -27,11 +23,10 @@ def test_vmapped_train_equals_separate_calls(tiny):
     batched, batched_losses = jax.jit(jax.vmap(train_fn))(keys)
     for i, key in enumerate(keys):
         single, losses = jax.jit(train_fn)(key)
-        np.testing.assert_allclose(batched_losses[i], losses, rtol=2e-5, atol=2e-5)
-        for a, b in zip(leaves(batched.params), leaves(single.params)):
-            np.testing.assert_allclose(a[i], b, rtol=2e-4, atol=2e-5)
-        for a, b in zip(leaves(batched.truth), leaves(single.truth)):
-            np.testing.assert_allclose(a[i], b, rtol=1e-6)
+        run_i = jax.tree.map(lambda x: x[i], batched)
+        chex.assert_trees_all_close(batched_losses[i], losses, rtol=2e-5, atol=2e-5)
+        chex.assert_trees_all_close(run_i.params, single.params, rtol=2e-4, atol=2e-5)
+        chex.assert_trees_all_close(run_i.truth, single.truth, rtol=1e-6)
 
 
 def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
@@ -42,19 +37,18 @@ def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
     shared, _ = jax.jit(train.make_train(replace(cfg, shared_encoder=True, shared_mixing=True)))(
         jax.random.PRNGKey(0))
     assert set(shared.params) == {"g"}
-    for w1, w2 in zip(shared.truth.f1, shared.truth.f2):
-        np.testing.assert_array_equal(w1, w2)
+    chex.assert_trees_all_equal(shared.truth.f1, shared.truth.f2)
 
 
 def test_resume_equals_uninterrupted_run(tiny, tmp_path):
     cfg = replace(tiny, train_steps=40, log_steps=10)
-    full = train.fit(cfg, tmp_path / "full", progress=False)
-    train.fit(replace(cfg, train_steps=20), tmp_path / "split", progress=False)
+    monitor = make_monitor(cfg)
+    full = driver.fit(cfg, tmp_path / "full", monitor=monitor, progress=False)
+    driver.fit(replace(cfg, train_steps=20), tmp_path / "split", monitor=monitor, progress=False)
     assert int(rundir.restore_checkpoint(tmp_path / "split", full).step) == 20
-    resumed = train.fit(cfg, tmp_path / "split", progress=False)
+    resumed = driver.fit(cfg, tmp_path / "split", monitor=monitor, progress=False)
     assert int(resumed.step) == 40
-    for a, b in zip(leaves(full), leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(full, resumed)
     steps = [m["step"] for m in rundir.read_metrics(tmp_path / "split")]
     assert steps == [10, 20, 30, 40]
     record = rundir.read_metrics(tmp_path / "split")[-1]
@@ -62,26 +56,33 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path):
 
 
 def test_fit_equals_the_pure_train_function(tiny, tmp_path):
-    fitted = train.fit(tiny, tmp_path / "run", progress=False)
+    fitted = driver.fit(tiny, tmp_path / "run", progress=False)
     pure, _ = jax.jit(train.make_train(tiny))(jax.random.PRNGKey(tiny.seed))
-    for a, b in zip(leaves(fitted.params), leaves(pure.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(fitted.params, pure.params, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_compiles_one_program_per_chunk_length(tiny, tmp_path, monkeypatch):
+    """25 steps in chunks of 10: lengths 10, 10, 5 need two traces of the chunk, not three."""
+    make_run = train.make_run
+    monkeypatch.setattr(train, "make_run", lambda cfg: chex.assert_max_traces(make_run(cfg), n=2))
+    state = driver.fit(replace(tiny, train_steps=25, log_steps=10), tmp_path, progress=False)
+    assert int(state.step) == 25
 
 
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
     cfg = replace(tiny, lr=1e30, grad_clip=1e30, train_steps=10, log_steps=1)
     with pytest.raises(train.TrainingDiverged, match=r"at step \d+; kept the checkpoint of step \d+"):
-        train.fit(cfg, tmp_path, progress=False)
+        driver.fit(cfg, tmp_path, progress=False)
     kept = rundir.restore_checkpoint(tmp_path, jax.eval_shape(train.make_init(cfg), jax.random.PRNGKey(0), hyper(cfg)))
     assert 1 <= int(kept.step) < 10
-    assert all(np.all(np.isfinite(x)) for x in leaves(kept.params))
+    chex.assert_tree_all_finite(kept.params)
 
 
 def test_fit_refuses_a_run_dir_with_other_settings(tiny, tmp_path):
-    train.fit(tiny, tmp_path, progress=False)
+    driver.fit(tiny, tmp_path, progress=False)
     before = (tmp_path / rundir.CONFIG).read_text()
     with pytest.raises(rundir.RunDirError, match="batch_size=32"):
-        train.fit(replace(tiny, batch_size=64), tmp_path, progress=False)
+        driver.fit(replace(tiny, batch_size=64), tmp_path, progress=False)
     assert (tmp_path / rundir.CONFIG).read_text() == before
 
 
@@ -91,5 +92,4 @@ def test_vmapping_over_learning_rates_matches_separate_configs(tiny):
     hp = jax.vmap(lambda lr: hyper(tiny)._replace(lr=lr))(lrs)
     batched, _ = jax.jit(jax.vmap(train_fn, in_axes=(None, 0)))(jax.random.PRNGKey(0), hp)
     single, _ = jax.jit(train.make_train(replace(tiny, lr=3e-3)))(jax.random.PRNGKey(0))
-    for a, b in zip(leaves(batched.params), leaves(single.params)):
-        np.testing.assert_allclose(a[1], b, rtol=2e-4, atol=2e-5)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], batched.params), single.params, rtol=2e-4, atol=2e-5)
