@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment, skip_on_oom  # noqa: E402
 from train_bench import SMOKE, bench_batch, chunk_steps, fmt, init_state, megabytes, train_chunk  # noqa: E402
 
-from mmident_jax.config import PRECISIONS, PRESETS, Config, hyper, replace  # noqa: E402
+from mmident_jax.config import PRECISIONS, Config, hyper, replace  # noqa: E402
+from mmident_jax.presets import PRESETS  # noqa: E402
 
 
 def train_losses(run, cfg: Config, state, steps: int, chunk: int) -> np.ndarray:

@@ -51,7 +51,8 @@ from timing import check_fits, environment, skip_on_oom, time_interleaved  # noq
 from train_bench import SMOKE, encoder_flops_per_sample, fmt, init_state, step_flops  # noqa: E402
 
 from mmident_jax import encoders, train  # noqa: E402
-from mmident_jax.config import PRESETS, Config, hyper, replace  # noqa: E402
+from mmident_jax.config import Config, hyper, replace  # noqa: E402
+from mmident_jax.presets import PRESETS  # noqa: E402
 
 CONTAINERS = ("while", "conditional", "call")  # HLO ops whose traced time spans other ops
 PIECES = ("sample", "mix", "encode", "encode_grad", "loss", "loss_grad", "update", "step")

@@ -23,7 +23,8 @@ from timing import environment, skip_on_oom, time_call, time_jax  # noqa: E402
 from train_bench import SMOKE, train_chunk  # noqa: E402
 
 from mmident_jax import train  # noqa: E402
-from mmident_jax.config import PRESETS, Config, hyper, replace  # noqa: E402
+from mmident_jax.config import Config, hyper, replace  # noqa: E402
+from mmident_jax.presets import PRESETS  # noqa: E402
 
 
 def stacked_state(cfg: Config, seeds: int):

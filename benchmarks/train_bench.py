@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment, skip_on_oom, time_call, time_jax  # noqa: E402
 
 from mmident_jax import encoders, train  # noqa: E402
-from mmident_jax.config import PRECISIONS, PRESETS, Config, hyper, replace  # noqa: E402
+from mmident_jax.config import PRECISIONS, Config, hyper, replace  # noqa: E402
+from mmident_jax.presets import PRESETS  # noqa: E402
 
 # Tiny encoders and mixer pool: the same programs as the paper's, in seconds on a CPU.
 SMOKE = replace(PRESETS["paper"], encoder_widths=(32, 32), cond_pool=1000)

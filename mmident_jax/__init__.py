@@ -1,5 +1,8 @@
 """mmident-jax: identifiability of multimodal contrastive learning in JAX.
 
+The names below load their modules on first use, so that `import mmident_jax` (and the
+command line's help) does not load JAX.
+
 Example:
     >>> import jax
     >>> from mmident_jax import Config, make_train
@@ -9,9 +12,17 @@ Example:
     3
 """
 
-from mmident_jax.config import PRESETS, Config, Hyper, hyper, replace
-from mmident_jax.evaluate import evaluate
-from mmident_jax.driver import fit
-from mmident_jax.train import make_train
+import importlib
 
-__all__ = ["PRESETS", "Config", "Hyper", "evaluate", "fit", "hyper", "make_train", "replace"]
+_API = {"Config": "config", "Hyper": "config", "hyper": "config", "replace": "config", "PRESETS": "presets",
+        "make_train": "train", "fit": "driver", "evaluate": "evaluation"}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'mmident_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mmident_jax.{_API[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,54 +1,29 @@
-"""The paper's ablations as sweep presets: encoding size, latent dimensions, discrete latents.
+"""The reports of the paper's ablations: encoding size, latent dimensions, discrete latents.
 
-Every ablation varies one thing in the multimodal setting with independent latents
-(f1 != f2, two encoders, p_chg = 0.75; Table 1's second row) and reports it its own
-way: the encoding-size ablation the validation loss per size and its elbow (the
+Every ablation (its sweep presets are in `presets`) varies one thing in the multimodal
+setting with independent latents (f1 != f2, two encoders, p_chg = 0.75; Table 1's second
+row) and reports it its own way: the encoding-size ablation the validation loss per size and its elbow (the
 model selection the paper suggests), the dimension ablation R² per block for each
 nm and ns and the training-loss curves, the discrete ablation classification
 accuracy beside chance for the discrete block.
 
 Example, the elbow of the paper's validation-loss curve:
-    >>> elbow(ENCODING_SIZES, [-2.54, -6.70, -8.20, -8.15, -8.22, -8.29, -8.24, -8.25])
+    >>> elbow([1, 3, 5, 7, 9, 11, 13, 15], [-2.54, -6.70, -8.20, -8.15, -8.22, -8.29, -8.24, -8.25])
     5
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
-from mmident_jax import plotting, rundir
-from mmident_jax.config import PRESETS, Config, replace
-from mmident_jax.evaluate import VALIDATION_SIZE
-from mmident_jax.sweep import NO_MATPLOTLIB, QUICK_SWEEP, Setting, SweepPreset, loss_curves, summarise
+from mmident_jax.evaluation import VALIDATION_SIZE
+from mmident_jax.report import (MISSING, cell, loss_curves, markdown_table, pyplot, save_figure, summarise,
+                                write_text)
 
-ENCODING_SIZES = (1, 3, 5, 7, 9, 11, 13, 15)
-DIMS = (0, 1, 3, 5, 7, 9)
-CATEGORIES = tuple(range(3, 11))
 BLOCKS = {"hz1": ("c", "s", "m1"), "hz2": ("c", "s~", "m2")}  # what each encoder's columns show
-
-
-def independent_multimodal(base: Config) -> Config:
-    """The ablations' base: multimodal mechanism, independent latents, p_chg = 0.75."""
-    return replace(base, style_change_prob=0.75, statistical_dependence=False, content_dependent_style=False,
-                   shared_mixing=False, shared_encoder=False)
-
-
-def encoding_size_settings(base: Config, sizes=ENCODING_SIZES) -> tuple[Setting, ...]:
-    return tuple(Setting(replace(base, encoding_size=k), (("encoding_size", k),)) for k in sizes)
-
-
-def dims_settings(base: Config, dims=DIMS, fixed: int = 5) -> tuple[Setting, ...]:
-    """nm in `dims` with ns = `fixed`, then ns in `dims` with nm = `fixed` (their common setting once)."""
-    pairs = [(fixed, nm) for nm in dims] + [(ns, fixed) for ns in dims if ns != fixed]
-    return tuple(Setting(replace(base, style_n=ns, modality_n=nm), (("ns", ns), ("nm", nm))) for ns, nm in pairs)
-
-
-def discrete_settings(base: Config, blocks=("c", "s", "m"), ks=CATEGORIES) -> tuple[Setting, ...]:
-    return tuple(Setting(replace(base, discrete_block=b, categories=k), (("discrete", b), ("k", k)))
-                 for b in blocks for k in ks)
+NO_FIGURE = [f"results.png ({MISSING})"]
 
 
 def elbow(sizes, losses, tolerance: float = 0.05, noise: float = 0.1) -> int:
@@ -68,13 +43,6 @@ def elbow(sizes, losses, tolerance: float = 0.05, noise: float = 0.1) -> int:
 # ------------------------------------------------------------------ tables and figures
 
 
-def _cell(cells: dict, key: str) -> str:
-    if key not in cells or math.isnan(cells[key][0]):
-        return "–"
-    mean, std = cells[key]
-    return f"{mean:.2f}±{std:.2f}"
-
-
 def _columns() -> list[str]:
     return [f"{e}: {b}" for e, blocks in BLOCKS.items() for b in blocks]
 
@@ -85,12 +53,9 @@ def _table(rows: list[dict], labels: tuple[str, ...], metric: str, extra=None) -
     present = {k for _, cells in summary for k in cells}
     columns = [c for c in _columns() if c in present]
     head = list(labels) + (list(extra[0]) if extra else []) + columns
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for i, (values, cells) in enumerate(summary):
-        extra_cells = extra[1][i] if extra else []
-        lines.append("| " + " | ".join([str(values[k]) for k in labels] + extra_cells
-                                        + [_cell(cells, c) for c in columns]) + " |")
-    return lines
+    body = [[str(values[k]) for k in labels] + (extra[1][i] if extra else []) + [cell(cells, c) for c in columns]
+            for i, (values, cells) in enumerate(summary)]
+    return markdown_table(head, body)
 
 
 def _val_losses(rows: list[dict]) -> dict[int, list[float]]:
@@ -128,10 +93,10 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
              "loss range, and at least 0.1, above the lowest loss; `mmident_jax.ablations.elbow`).", "",
              *_table(rows, ("encoding_size",), "r2_nonlinear", extra), "", "Linear R²:", "",
              *_table(rows, ("encoding_size",), "r2_linear"), ""]
-    rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
-    plt = plotting.pyplot()
+    write_text(out / "results.md", "\n".join(lines))
+    plt = pyplot()
     if plt is None:
-        return [NO_MATPLOTLIB]
+        return NO_FIGURE
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.errorbar(sizes, means, [np.std(losses[k]) for k in sizes], marker="o", capsize=2)
     left.axvline(best, color="gray", linestyle="--", label=f"elbow: {best}")
@@ -140,7 +105,7 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
     left.legend(fontsize=8)
     _r2_panel(right, rows, ("encoding_size",), "encoding_size")
     fig.suptitle(name)
-    plotting.save(fig, out / "results.png")
+    save_figure(fig, out / "results.png")
     return []
 
 
@@ -153,10 +118,10 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
     for varied, fixed in series:
         part = series_rows[varied]
         lines += [f"## {varied} varied, {fixed} = 5", "", *_table(part, (varied, fixed), "r2_nonlinear"), ""]
-    rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
-    plt = plotting.pyplot()
+    write_text(out / "results.md", "\n".join(lines))
+    plt = pyplot()
     if plt is None:
-        return [NO_MATPLOTLIB]
+        return NO_FIGURE
     curves = loss_curves(out)
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for (varied, fixed), (r2_ax, curve_ax) in zip(series, axes.T):
@@ -171,7 +136,7 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
         if values:  # the curves are kept in `out` by `sweep.sweep`
             curve_ax.legend(fontsize=8)
     fig.suptitle(name)
-    plotting.save(fig, out / "results.png")
+    save_figure(fig, out / "results.png")
     return []
 
 
@@ -184,10 +149,10 @@ def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[s
              "## Linear (logistic regression) accuracy of the discrete block", "",
              *_table(rows, labels, "acc_linear"), "",
              "## Nonlinear R² of the continuous blocks", "", *_table(rows, labels, "r2_nonlinear"), ""]
-    rundir.write_atomic(out / "results.md", "\n".join(lines).encode())
-    plt = plotting.pyplot()
+    write_text(out / "results.md", "\n".join(lines))
+    plt = pyplot()
     if plt is None:
-        return [NO_MATPLOTLIB]
+        return NO_FIGURE
     accuracy = summarise(rows, "acc_nonlinear", labels)
     r2 = summarise(rows, "r2_nonlinear", labels)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(accuracy)), 3.8))
@@ -205,31 +170,5 @@ def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[s
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"{name} (dotted: chance 1/k)")
     ax.legend(fontsize=8)
-    plotting.save(fig, out / "results.png")
+    save_figure(fig, out / "results.png")
     return []
-
-
-# Quick ablations: the quick encoder and schedule, probes on 2048 samples, and as many
-# steps and seeds as fit in 30 minutes on a 2-core CPU, evaluation included: the elbow
-# shows after 10k steps; content needs 15k-20k to pass R² 0.8 for every dimension.
-QUICK_ABLATION = independent_multimodal(QUICK_SWEEP)
-PAPER_ABLATION = independent_multimodal(PRESETS["paper"])
-
-
-def _quick(settings, steps: int, seeds: int, labels, report) -> SweepPreset:
-    settings = tuple(replace(s, cfg=replace(s.cfg, train_steps=steps)) for s in settings)
-    return SweepPreset(settings, seeds=seeds, num_eval_batches=1, eval_batch_size=2048, labels=labels,
-                       report=report)
-
-
-SWEEP_PRESETS: dict[str, SweepPreset] = {
-    "encoding-size": SweepPreset(encoding_size_settings(PAPER_ABLATION), labels=("encoding_size",),
-                                 report=write_encoding_size),
-    "encoding-size-quick": _quick(encoding_size_settings(QUICK_ABLATION), 10_000, 2, ("encoding_size",),
-                                  write_encoding_size),
-    "dims": SweepPreset(dims_settings(PAPER_ABLATION), labels=("ns", "nm"), report=write_dims),
-    "dims-quick": _quick(dims_settings(QUICK_ABLATION), 20_000, 1, ("ns", "nm"), write_dims),
-    "discrete": SweepPreset(discrete_settings(PAPER_ABLATION), labels=("discrete", "k"), report=write_discrete),
-    "discrete-quick": _quick(discrete_settings(QUICK_ABLATION, ks=(3, 10)), 15_000, 2, ("discrete", "k"),
-                             write_discrete),
-}

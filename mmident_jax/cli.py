@@ -1,7 +1,10 @@
-"""The `mmident-jax` command: `train`, `evaluate` and `sweep` (DESIGN §3).
+"""The `mmident-jax` command: `train`, `evaluate`, `sweep` and `imgtxt`.
 
 Bad input exits with status 2 and one line naming the problem; nothing existing is
 overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
+Presets, their help and their choices come from `presets.REGISTRY`. The parser loads
+no JAX, so `--help` and argument errors answer at once; each command imports what it
+needs when it runs.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import argparse
 import dataclasses
 import sys
 
-from mmident_jax.config import PRESETS, ConfigError, replace
-from mmident_jax.evaluate import NONLINEAR_PROBES, PROBES
+from mmident_jax import presets
+from mmident_jax.config import NONLINEAR_PROBES, PROBES, Config, ConfigError, replace
+from mmident_jax.imgtxt.config import ImgTxtConfig
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
 TRAIN_FLAGS = {
@@ -69,19 +73,24 @@ def _flag_type(field: dataclasses.Field):
     return {"int": int, "float": float, "str": str, "tuple[int, ...]": _widths}[field.type]
 
 
-def _preset_defaults(name: str, presets: dict) -> str:
-    values = {p: getattr(cfg, name) for p, cfg in presets.items()}
+def _preset_defaults(name: str, command: str) -> str:
     show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v
-    return ", ".join(f"{p}: {show(v)}" for p, v in values.items())
+    return ", ".join(f"{p}: {show(getattr(presets.get(command, p), name))}" for p in presets.names(command))
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], presets: dict) -> None:
+def _add_preset(parser: argparse.ArgumentParser, command: str, required: bool, default_help: str = "") -> None:
+    """--preset with the registry's choices for `command`, each listed with its one line."""
+    about = "; ".join(f"{name}: {presets.REGISTRY[command, name].about}" for name in presets.names(command))
+    parser.add_argument("--preset", required=required, choices=presets.names(command), metavar="NAME",
+                        help=f"{about}{default_help}")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], command: str, kind: type) -> None:
     """One flag per config field in `flags`, its help showing every preset's default."""
-    kind = type(next(iter(presets.values())))
     fields = {f.name: f for f in dataclasses.fields(kind)}
     for name, text in flags.items():
         flag = "--" + name.replace("_", "-")
-        help_text = f"{text} (default {_preset_defaults(name, presets)})"
+        help_text = f"{text} (default {_preset_defaults(name, command)})"
         if fields[name].type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -94,9 +103,8 @@ def build_parser() -> Parser:
 
     train = commands.add_parser("train", help="train one run (resumes from the run directory)")
     train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    train.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default: the stored "
-                                        "config when resuming, else paper)")
-    _add_config_flags(train, TRAIN_FLAGS, PRESETS)
+    _add_preset(train, "train", False, " (default: the stored config when resuming, else paper)")
+    _add_config_flags(train, TRAIN_FLAGS, "train", Config)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
@@ -114,12 +122,13 @@ def build_parser() -> Parser:
 
     sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
     sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
-    sweep.add_argument("--preset", required=True,
-                       help="table1, table1-independent, table4, interventions, encoding-size, dims, discrete; "
-                            "each also as NAME-quick")
+    _add_preset(sweep, "sweep", True)
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
+    sweep.add_argument("--eval-size", type=int,
+                       help="samples per evaluation batch, for validation and for test (default: the preset's, "
+                            "4096; small values make quick checks quick)")
     sweep.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES,
                        help="what r2_nonlinear is: kernel ridge (default) or mlp (the original's --mlp-eval)")
     sweep.add_argument("--coordinator-address", help="multi-host: host:port of process 0")
@@ -128,6 +137,8 @@ def build_parser() -> Parser:
     sweep.add_argument("--distributed", action="store_true",
                        help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides")
     sweep.add_argument("--no-progress", action="store_true", help="no progress display")
+    report = commands.add_parser("report", help="rewrite a finished sweep's tables and figures from its stored rows")
+    report.add_argument("--out", required=True, help="a sweep's directory (with sweep.json)")
     _add_imgtxt(commands)
     return parser
 
@@ -148,20 +159,19 @@ IMGTXT_FLAGS = {
 
 
 def _add_imgtxt(commands) -> None:
-    from mmident_jax.imgtxt import PRESETS as IMGTXT_PRESETS
-
     imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
     sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
     train = sub.add_parser("train", help="train one image/text run (resumes from the run directory)")
     train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    train.add_argument("--preset", help=f"base settings: {', '.join(IMGTXT_PRESETS)} (default: the stored "
-                                        "config when resuming, else imgtxt)")
-    _add_config_flags(train, IMGTXT_FLAGS, IMGTXT_PRESETS)
+    _add_preset(train, "imgtxt train", False, " (default: the stored config when resuming, else imgtxt)")
+    _add_config_flags(train, IMGTXT_FLAGS, "imgtxt train", ImgTxtConfig)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
     sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
     sweep.add_argument("--out", required=True, help="directory for the runs and results")
-    sweep.add_argument("--preset", required=True, help=", ".join(IMGTXT_PRESETS))
+    _add_preset(sweep, "imgtxt sweep", True)
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
     sweep.add_argument("--seeds", type=int, help="seeds per encoding size (default: the preset's)")
     sweep.add_argument("--train-steps", type=int, help="override the training steps")
     export = sub.add_parser("export", help="write generated pairs in the Multimodal3DIdent folder layout")
@@ -173,27 +183,25 @@ def _add_imgtxt(commands) -> None:
                         help="hue drawn from the third of [0, 1] of the x-position")
 
 
-def train_config(args: argparse.Namespace, flags: dict[str, str] = TRAIN_FLAGS, presets: dict = PRESETS,
+def train_config(args: argparse.Namespace, flags: dict[str, str] = TRAIN_FLAGS, command: str = "train",
                  default: str = "paper"):
     """The run's config: preset (or the stored config when resuming, else `default`), then the flags."""
     from mmident_jax import rundir
 
     if args.preset is not None:
-        if args.preset not in presets:
-            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(presets)}")
-        base = presets[args.preset]
+        base = presets.get(command, args.preset)
     else:
         try:
-            base = rundir.load_config(args.run_dir, type(presets[default]))
+            base = rundir.load_config(args.run_dir, type(presets.get(command, default)))
         except rundir.RunDirError:
-            base = presets[default]
+            base = presets.get(command, default)
     overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
     return replace(base, **overrides)
 
 
 def _train(args) -> None:
     from mmident_jax import driver
-    from mmident_jax.evaluate import monitor
+    from mmident_jax.evaluation import monitor
 
     cfg = train_config(args)
     state = driver.fit(cfg, args.run_dir, monitor=monitor(cfg), progress=not args.no_progress)
@@ -201,7 +209,7 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from mmident_jax.evaluate import evaluate_run, format_table
+    from mmident_jax.evaluation import evaluate_run, format_table
 
     probes = tuple(p for p in args.probes.split(",") if p)
     unknown = [p for p in probes if p not in PROBES]
@@ -215,28 +223,33 @@ def _evaluate(args) -> None:
     print(format_table(table))
 
 
-def _sweep(args) -> None:
-    from pathlib import Path
-
-    from mmident_jax import ablations, sweep
-
-    presets = {**sweep.SWEEP_PRESETS, **ablations.SWEEP_PRESETS}
-    if args.preset not in presets:
-        raise ConfigError(f"unknown sweep preset {args.preset!r}; choose from {', '.join(presets)}")
-    for flag in ("seeds", "train_steps", "num_eval_batches"):
+def _positive(args, *flags: str) -> None:
+    for flag in flags:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+
+
+def _sweep(args) -> None:
+    from pathlib import Path
+
+    from mmident_jax import sweep
+
+    _positive(args, "seeds", "train_steps", "num_eval_batches", "eval_size")
+    if args.eval_size is not None and args.eval_size < 6:
+        raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-    preset = presets[args.preset].with_overrides(
+    preset = presets.sweep_preset(args.preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
-        nonlinear_probe=args.nonlinear_probe)
+        nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size)
     out = Path(args.out)
     identity = {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps,
                 "num_eval_batches": preset.num_eval_batches}
     if preset.nonlinear_probe != "kernel":
         identity["nonlinear_probe"] = preset.nonlinear_probe
+    if args.eval_size is not None:
+        identity["eval_size"] = args.eval_size
     sweep.prepare_out(out, identity)
     rows = sweep.sweep(preset, out, progress=not args.no_progress)
     import jax
@@ -247,35 +260,62 @@ def _sweep(args) -> None:
         print((out / "results.md").read_text())
 
 
+def _report(args) -> None:
+    """results.csv, results.md and the figures of a finished sweep, from the rows it stored."""
+    import json
+    from pathlib import Path
+
+    from mmident_jax import rundir
+
+    out = Path(args.out)
+    try:
+        identity = json.loads((out / "sweep.json").read_text())
+        name, seeds = identity["preset"], identity["seeds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise rundir.RunDirError(f"{out} holds no sweep (no readable sweep.json)") from None
+    if ("imgtxt sweep", name) in presets.REGISTRY:
+        from mmident_jax.imgtxt import experiment
+
+        preset = presets.get("imgtxt sweep", name)
+        skipped = experiment.write_results(out, name, experiment.stored_rows(out, preset, seeds), preset, seeds)
+    else:
+        from mmident_jax import sweep
+
+        preset = presets.sweep_preset(name).with_overrides(seeds=seeds)
+        skipped = sweep.write_results(out, name, sweep.stored_rows(out, preset), preset)
+    for item in skipped:
+        print(f"skipped {item}", file=sys.stderr)
+    print((out / "results.md").read_text())
+
+
 def _imgtxt(args) -> None:
     from pathlib import Path
 
-    from mmident_jax import imgtxt, rundir
+    from mmident_jax import rundir
+    from mmident_jax.imgtxt import experiment
     from mmident_jax.sweep import prepare_out
 
     if args.imgtxt_command == "train":
-        state = imgtxt.fit(train_config(args, IMGTXT_FLAGS, imgtxt.PRESETS, "imgtxt"), args.run_dir)
+        cfg = train_config(args, IMGTXT_FLAGS, "imgtxt train", "imgtxt")
+        state = experiment.fit(cfg, args.run_dir, progress=not args.no_progress)
         print(f"{args.run_dir}: trained to step {int(state.step)}")
     elif args.imgtxt_command == "evaluate":
-        rows = imgtxt.evaluate_run(args.run_dir)
-        print(imgtxt.to_markdown(str(args.run_dir), rows, 1))
+        rows = experiment.evaluate_run(args.run_dir)
+        print(experiment.to_markdown(str(args.run_dir), rows, 1))
     elif args.imgtxt_command == "sweep":
-        if args.preset not in imgtxt.SWEEPS:
-            raise ConfigError(f"unknown preset {args.preset!r}; choose from {', '.join(imgtxt.SWEEPS)}")
-        for flag in ("seeds", "train_steps"):
-            if getattr(args, flag) is not None and getattr(args, flag) < 1:
-                raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+        preset = presets.get("imgtxt sweep", args.preset)
+        _positive(args, "seeds", "train_steps")
         out = Path(args.out)
-        seeds = args.seeds or imgtxt.SWEEPS[args.preset][2]
+        seeds = args.seeds or preset.seeds
         prepare_out(out, {"preset": args.preset, "seeds": seeds, "train_steps": args.train_steps})
-        rows = imgtxt.sweep(args.preset, out, seeds=seeds, train_steps=args.train_steps)
-        for skipped in imgtxt.write_results(out, args.preset, rows, seeds):
+        rows = experiment.sweep(preset, out, seeds=seeds, train_steps=args.train_steps, progress=not args.no_progress)
+        for skipped in experiment.write_results(out, args.preset, rows, preset, seeds):
             print(f"skipped {skipped}", file=sys.stderr)
         print((out / "results.md").read_text())
     else:
         import jax
 
-        from mmident_jax import dataset, scenes
+        from mmident_jax.imgtxt import dataset, scenes
 
         if args.n < 1 or args.image_size < 16:
             raise ConfigError(f"--n must be >= 1 and --image-size >= 16, got {args.n} and {args.image_size}")
@@ -288,13 +328,14 @@ def _imgtxt(args) -> None:
 
 
 def main(argv=None) -> int:
-    from mmident_jax.dataset import DatasetError
+    args = build_parser().parse_args(argv)  # --help and argument errors end here, before JAX loads
+    from mmident_jax.imgtxt.dataset import DatasetError
     from mmident_jax.rundir import RunDirError
     from mmident_jax.train import TrainingDiverged
 
-    args = build_parser().parse_args(argv)
     try:
-        {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "imgtxt": _imgtxt}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report,
+         "imgtxt": _imgtxt}[args.command](args)
     except (ConfigError, RunDirError, DatasetError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
         return 2

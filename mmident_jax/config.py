@@ -1,4 +1,4 @@
-"""Run configuration: one frozen dataclass, its validation, and the named presets.
+"""Run configuration: one frozen dataclass, its validation, and the paper's and the quick base configs.
 
 Everything that changes shapes or program structure is a field of `Config`
 (hashable, so it can be a static argument of `jit`). The numbers a sweep may want
@@ -6,7 +6,7 @@ to vary per run without recompiling live in `Hyper`, a pytree of arrays built
 from the config by `hyper(cfg)`.
 
 Example:
-    >>> cfg = replace(PRESETS["quick"], style_change_prob=0.75)
+    >>> cfg = replace(QUICK, style_change_prob=0.75)
     >>> cfg.n_latent, cfg.modality_n
     (15, 5)
 """
@@ -17,8 +17,11 @@ import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-__all__ = ["Config", "ConfigError", "Hyper", "PRESETS", "hyper", "replace"]
+__all__ = ["Config", "ConfigError", "Hyper", "PAPER", "QUICK", "Settings", "check", "hyper", "replace"]
 
+EVAL_BATCH_SIZE = 4096  # samples per evaluation batch, as the original
+PROBES = ("linear", "kernel", "mlp")  # evaluation probes
+NONLINEAR_PROBES = ("kernel", "mlp")  # what fills r2_nonlinear: kernel ridge, or the original's --mlp-eval
 LOSSES = ("infonce", "clip")
 SIMILARITIES = ("l2", "cosine")
 MIXING_INITS = ("rejection", "orthogonal")
@@ -33,11 +36,31 @@ class ConfigError(ValueError):
     """A setting is out of range; the message names the setting and the problem."""
 
 
+class Settings:
+    """Serialisation of a frozen dataclass of settings: `to_dict`, and `from_dict` refusing unknown names."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise `ConfigError(message)` unless `ok`."""
+    if not ok:
+        raise ConfigError(message)
+
+
 @dataclass(frozen=True)
-class Config:
+class Config(Settings):
     """Every setting of one training run. Defaults are the paper's (ICLR 2023)."""
 
-    # Ground-truth latent model (DESIGN §1).
+    # Ground-truth latent model (docs/generative-process.md).
     content_n: int = 5
     style_n: int = 5
     modality_n: int = 5
@@ -90,17 +113,9 @@ class Config:
         n = self.n_latent
         return self.encoder_widths or (10 * n, 50 * n, 50 * n, 50 * n, 50 * n, 10 * n)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
-        d = upgrade(d)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
-        return cls(**d)
+        return super().from_dict(upgrade(d))
 
 
 def upgrade(d: dict) -> dict:
@@ -114,34 +129,29 @@ def upgrade(d: dict) -> dict:
     return d
 
 
-def _check(ok: bool, message: str):
-    if not ok:
-        raise ConfigError(message)
-
-
 def validate(cfg: Config) -> None:
     """Raise `ConfigError` naming the first setting that is out of range."""
     for name in ("content_n", "encoding_size", "n_mixing_layer", "cond_pool", "train_steps", "log_steps"):
-        _check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+        check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     for name in ("style_n", "modality_n", "warmup_steps", "seed"):
-        _check(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
-    _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {cfg.batch_size}")
-    _check(0.0 <= cfg.style_change_prob <= 1.0, f"style_change_prob must be in [0, 1], got {cfg.style_change_prob}")
-    _check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
+        check(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
+    check(cfg.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {cfg.batch_size}")
+    check(0.0 <= cfg.style_change_prob <= 1.0, f"style_change_prob must be in [0, 1], got {cfg.style_change_prob}")
+    check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
     for name in ("c_param", "m_param", "temperature", "lr", "grad_clip"):
-        _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
-    _check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
+        check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
+    check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
     for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES), ("discrete_block", DISCRETE_BLOCKS),
                           ("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES),
                           ("precision", PRECISIONS), ("wishart", WISHART_DRAWS),
                           ("encoder_init", ENCODER_INITS)):
-        _check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
-    _check(cfg.categories >= 2, f"categories must be >= 2, got {cfg.categories}")
+        check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+    check(cfg.categories >= 2, f"categories must be >= 2, got {cfg.categories}")
     if cfg.discrete_block != "none":
         dim = {"c": cfg.content_n, "s": cfg.style_n, "m": cfg.modality_n}[cfg.discrete_block]
-        _check(dim > 0, f"discrete_block {cfg.discrete_block!r} has no dimensions")
-        _check(not cfg.statistical_dependence, "statistical_dependence needs continuous blocks (discrete_block is set)")
-        _check(not (cfg.discrete_block == "s" and cfg.content_dependent_style),
+        check(dim > 0, f"discrete_block {cfg.discrete_block!r} has no dimensions")
+        check(not cfg.statistical_dependence, "statistical_dependence needs continuous blocks (discrete_block is set)")
+        check(not (cfg.discrete_block == "s" and cfg.content_dependent_style),
                "content_dependent_style needs a continuous style block (discrete_block is 's')")
 
 
@@ -179,4 +189,3 @@ QUICK = replace(
     log_steps=1000,
 )
 
-PRESETS: dict[str, Config] = {"paper": PAPER, "quick": QUICK}

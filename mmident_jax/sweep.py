@@ -1,4 +1,4 @@
-"""Sweeps: every setting of a preset for many seeds, a few programs in all (DESIGN §2-4).
+"""Sweeps: every setting of a preset for many seeds, a few programs in all.
 
 Settings that differ only in per-run numbers (`Hyper`: p_chg, lr, ...) share one
 program: their runs (settings x seeds) are stacked on one axis, vmapped, and that
@@ -9,6 +9,7 @@ program's results are kept, so it is not trained again.
 
 Example:
     >>> from mmident_jax.config import Config
+    >>> from mmident_jax.presets import SweepPreset, table_settings
     >>> base = Config(encoder_widths=(16,), batch_size=32, train_steps=4, cond_pool=1000)
     >>> preset = SweepPreset(table_settings(base, ("multimodal",))[:2], seeds=2,
     ...                      probes=("linear",), eval_batch_size=256)
@@ -19,100 +20,19 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mmident_jax import plotting, rundir, train
-from mmident_jax.evaluate import BATCH_SIZE, COLUMNS as PROBE_COLUMNS, evaluate, validation_loss
-from mmident_jax.config import PRESETS, Config, Hyper, hyper, replace
-
-TABLE_LABELS = ("mechanism", "p_chg", "statistical", "causal")
-COLUMNS = (*TABLE_LABELS, "seed", *PROBE_COLUMNS)
-GENERATIVE = ((1.0, False, False), (0.75, False, False), (0.75, True, False),
-              (0.75, False, True), (0.75, True, True))  # (p_chg, statistical, causal): Table 1 rows
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One row of a sweep's table: the run config and its labels ((column, value) pairs)."""
-
-    cfg: Config
-    label: tuple[tuple[str, object], ...]
-
-    def labels(self) -> dict:
-        return dict(self.label)
-
-
-@dataclass(frozen=True)
-class SweepPreset:
-    """A sweep: its settings, seeds, evaluation, and how its results are reported.
-
-    `report(out, name, rows, seeds)` writes results.md and the figure and returns what it
-    could not write; None means the paper's tables (`write_tables`).
-    """
-
-    settings: tuple[Setting, ...]
-    seeds: int = 3
-    num_eval_batches: int = 5
-    probes: tuple[str, ...] = ("linear", "kernel")
-    nonlinear_probe: str = "kernel"
-    permuted_content: bool = False
-    eval_batch_size: int = BATCH_SIZE
-    labels: tuple[str, ...] = TABLE_LABELS
-    report: Callable | None = None
-
-    def with_overrides(self, *, seeds=None, train_steps=None, num_eval_batches=None,
-                       nonlinear_probe=None) -> "SweepPreset":
-        """The preset with fewer/more seeds, steps or evaluation batches, or another nonlinear probe."""
-        settings = self.settings if train_steps is None else tuple(
-            replace(s, cfg=replace(s.cfg, train_steps=train_steps)) for s in self.settings)
-        return replace(self, settings=settings, seeds=seeds or self.seeds,
-                       num_eval_batches=num_eval_batches or self.num_eval_batches,
-                       nonlinear_probe=nonlinear_probe or self.nonlinear_probe)
-
-
-def mechanism_config(base: Config, mechanism: str) -> Config:
-    """The paper's two mechanisms: "original" multi-view (f1 = f2, shared g, nm = 0) or "multimodal"."""
-    if mechanism == "original":
-        return replace(base, shared_mixing=True, shared_encoder=True, modality_n=0)
-    return base
-
-
-def table_settings(base: Config, mechanisms=("original", "multimodal")) -> tuple[Setting, ...]:
-    """The five generative settings of Table 1 for each mechanism."""
-    return tuple(Setting(replace(mechanism_config(base, m), style_change_prob=p, statistical_dependence=stat,
-                                 content_dependent_style=causal),
-                         (("mechanism", m), ("p_chg", p), ("statistical", stat), ("causal", causal)))
-                 for m in mechanisms for p, stat, causal in GENERATIVE)
-
-
-# The quick sweeps train each run for fewer steps than the `quick` preset: ten settings
-# x three seeds must fit in an hour on a 2-core CPU, evaluation included.
-QUICK_SWEEP = replace(PRESETS["quick"], train_steps=20_000)
-_no_m = lambda cfg: replace(cfg, modality_n=0)
-_independent = lambda cfg: replace(cfg, wishart="independent")
-
-SWEEP_PRESETS: dict[str, SweepPreset] = {
-    "table1": SweepPreset(table_settings(PRESETS["paper"])),
-    "table1-quick": SweepPreset(table_settings(QUICK_SWEEP), num_eval_batches=1),
-    "table1-independent": SweepPreset(table_settings(_independent(PRESETS["paper"]))),
-    "table1-independent-quick": SweepPreset(table_settings(_independent(QUICK_SWEEP)), num_eval_batches=1),
-    "table4": SweepPreset(table_settings(_no_m(PRESETS["paper"]), ("multimodal",))),
-    "table4-quick": SweepPreset(table_settings(_no_m(QUICK_SWEEP), ("multimodal",)), num_eval_batches=1),
-    "interventions": SweepPreset(table_settings(PRESETS["paper"], ("multimodal",)), permuted_content=True),
-    "interventions-quick": SweepPreset(table_settings(QUICK_SWEEP, ("multimodal",)),
-                                       num_eval_batches=1, permuted_content=True),
-}
+from mmident_jax import ablations, report, rundir, train
+from mmident_jax.config import Config, Hyper, hyper, replace
+from mmident_jax.evaluation import COLUMNS as PROBE_COLUMNS, evaluate, validation_loss
+from mmident_jax.presets import Setting, SweepPreset
+from mmident_jax.progress import Progress
 
 
 def program_key(cfg: Config) -> Config:
@@ -210,24 +130,26 @@ def sweep(preset: SweepPreset, out: Path | None = None, *, progress: bool = True
     """
     groups = group_runs(preset)
     steps = sum(cfg.train_steps * len(runs) for cfg, runs in groups)
-    bar = _Progress(progress and jax.process_index() == 0, steps, sum(len(r) for _, r in groups))
+    bar = Progress({"seed-steps": steps, "runs probed": sum(len(r) for _, r in groups)},
+                   enabled=progress and jax.process_index() == 0)
     rows = []
     for g, (cfg, runs) in enumerate(groups):
         done = out / f"group{g}.json" if out is not None else None
         if done is not None and done.exists():
             rows.extend(json.loads(done.read_text()))
-            bar.skip(cfg.train_steps * len(runs), len(runs))
+            bar.advance("seed-steps", cfg.train_steps * len(runs))
+            bar.advance("runs probed", len(runs))
             continue
-        bar.describe(f"training {', '.join(dict.fromkeys(_label(s) for s, _ in runs))}")
+        bar.advance("seed-steps", info=f"training {', '.join(dict.fromkeys(_label(s) for s, _ in runs))}")
         curve = _Curve(out / f"group{g}.curve.json" if out is not None else None, runs)
 
         def on_chunk(step, losses, runs=runs, curve=curve):
-            bar.advance_steps((step - curve.last_step) * len(runs))
+            bar.advance("seed-steps", (step - curve.last_step) * len(runs))
             curve.append(step, losses)
 
         state = train_group(cfg, runs, out, f"group{g}.msgpack", on_chunk=on_chunk)
-        bar.describe("probing codes")
-        group_rows = evaluate_group(state, runs, preset, on_run=bar.advance_run)
+        bar.advance("seed-steps", info="probing codes")
+        group_rows = evaluate_group(state, runs, preset, on_run=lambda: bar.advance("runs probed", 1))
         if done is not None and jax.process_index() == 0:
             rundir.write_atomic(done, json.dumps(group_rows).encode())
         rows.extend(group_rows)
@@ -252,133 +174,6 @@ class _Curve:
         self.last_step = step
         if self.path is not None and jax.process_index() == 0:
             rundir.write_atomic(self.path, json.dumps({"runs": self.runs, "points": self.points}).encode())
-
-
-def loss_curves(out: Path) -> list[tuple[dict, list[int], list[float]]]:
-    """Every run's training-loss curve kept in a sweep's `out`: (labels and seed, steps, losses)."""
-    curves = []
-    for path in sorted(out.glob("group*.curve.json"), key=lambda p: int(p.name[5:].split(".")[0])):
-        data = json.loads(path.read_text())
-        steps = [p[0] for p in data["points"]]
-        curves.extend((run, steps, [p[1][i] for p in data["points"]]) for i, run in enumerate(data["runs"]))
-    return curves
-
-
-class _Progress:
-    """A rich progress display over training steps and probed runs (or nothing)."""
-
-    def __init__(self, enabled: bool, steps: int, runs: int):
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
-            self.train = self.bar.add_task("seed-steps", total=steps, info="")
-            self.probe = self.bar.add_task("runs probed", total=runs, info="")
-            self.bar.start()
-
-    def describe(self, text: str):
-        if self.bar:
-            self.bar.update(self.train, info=text)
-
-    def advance_steps(self, n: int):
-        if self.bar:
-            self.bar.advance(self.train, n)
-
-    def advance_run(self):
-        if self.bar:
-            self.bar.advance(self.probe, 1)
-
-    def skip(self, steps: int, runs: int):
-        if self.bar:
-            self.bar.advance(self.train, steps)
-            self.bar.advance(self.probe, runs)
-
-    def close(self):
-        if self.bar:
-            self.bar.stop()
-
-
-# ------------------------------------------------------------------ tables and figure
-
-
-def to_csv(rows: list[dict], labels: tuple[str, ...] = TABLE_LABELS) -> str:
-    """One line per run x encoder x block: labels, seed, probe scores, then any further figures."""
-    columns = [*labels, "seed", *PROBE_COLUMNS]
-    columns += sorted({k for row in rows for k in row} - set(columns))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def own_blocks(encoding: str, rows: list[dict]) -> list[str]:
-    """The blocks shown for an encoder: content, its own style and modality block, and c'."""
-    own = {"hz1": ("c", "s", "m1"), "hz2": ("c", "s~", "m2")}[encoding] + ("c'",)
-    present = {r["predicted_factors"] for r in rows}
-    return [b for b in own if b in present]
-
-
-def summarise(rows: list[dict], metric: str, labels: tuple[str, ...] = TABLE_LABELS
-              ) -> list[tuple[dict, dict[str, tuple[float, float]]]]:
-    """Per setting (in order of appearance): {"hz1: c": (mean, std over seeds), ...} of `metric`.
-
-    Rows without `metric` (e.g. accuracies of continuous blocks) are left out.
-    """
-    settings: dict[tuple, dict[str, list[float]]] = {}
-    for r in rows:
-        cells = settings.setdefault(tuple(r[c] for c in labels), {})
-        if metric in r:
-            cells.setdefault(f"{r['encoding']}: {r['predicted_factors']}", []).append(r[metric])
-    return [(dict(zip(labels, key)), {k: (float(np.mean(v)), float(np.std(v))) for k, v in cells.items()})
-            for key, cells in settings.items()]
-
-
-def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
-    """The paper's layout: one table per mechanism, rows = settings, columns = blocks."""
-    lines = [f"# {name}", ""]
-    for metric, title in (("r2_nonlinear", "Nonlinear R² (kernel ridge)"), ("r2_linear", "Linear R²")):
-        for mechanism in dict.fromkeys(r["mechanism"] for r in rows):
-            mrows = [r for r in rows if r["mechanism"] == mechanism]
-            columns = [f"{e}: {b}" for e in ("hz1", "hz2") for b in own_blocks(e, mrows)]
-            lines += [f"## {title}, {mechanism}, mean ± std over {seeds} seeds", "",
-                      "| p_chg | stat. | caus. | " + " | ".join(columns) + " |",
-                      "|---" * (3 + len(columns)) + "|"]
-            for labels, cells in summarise(mrows, metric):
-                values = [f"{cells[c][0]:.2f}±{cells[c][1]:.2f}" if c in cells and not math.isnan(cells[c][0])
-                          else "–" for c in columns]
-                lines.append(f"| {labels['p_chg']:g} | {'yes' if labels['statistical'] else 'no'} | "
-                             f"{'yes' if labels['causal'] else 'no'} | " + " | ".join(values) + " |")
-            lines.append("")
-    return "\n".join(lines)
-
-
-def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
-    """Bar chart of nonlinear R² per setting and block (hz1); False if matplotlib is missing."""
-    plt = plotting.pyplot()
-    if plt is None:
-        return False
-    mechanisms = list(dict.fromkeys(r["mechanism"] for r in rows))
-    fig, axes = plt.subplots(1, len(mechanisms), figsize=(6 * len(mechanisms), 3.6), squeeze=False)
-    for ax, mechanism in zip(axes[0], mechanisms):
-        mrows = [r for r in rows if r["mechanism"] == mechanism]
-        blocks = own_blocks("hz1", mrows)
-        summary = summarise(mrows, "r2_nonlinear")
-        width = 0.8 / len(blocks)
-        for j, block in enumerate(blocks):
-            means, stds = zip(*(cells.get(f"hz1: {block}", (np.nan, 0.0)) for _, cells in summary))
-            ax.bar(np.arange(len(summary)) + j * width, means, width, yerr=stds, label=block, capsize=2)
-        ax.set_xticks(np.arange(len(summary)) + 0.4 - width / 2)
-        ax.set_xticklabels([f"p={l['p_chg']:g}{chr(10)}{'stat ' * l['statistical']}{'caus' * l['causal']}"
-                            for l, _ in summary], fontsize=8)
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_ylabel("nonlinear R² (hz1)")
-        ax.set_title(f"{name}: {mechanism}")
-        ax.legend(fontsize=8)
-    plotting.save(fig, path)
-    return True
 
 
 def initialize_distributed(coordinator_address=None, num_processes=None, process_id=None) -> None:
@@ -408,16 +203,20 @@ def prepare_out(out: Path, identity: dict) -> None:
         rundir.write_atomic(marker, json.dumps(identity).encode())
 
 
-def write_tables(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
-    """The paper's tables as results.md and their figure as results.png; returns what could not be written."""
-    rundir.write_atomic(out / "results.md", to_markdown(name, rows, seeds).encode())
-    return [] if save_figure(out / "results.png", name, rows) else [NO_MATPLOTLIB]
+REPORTS = {"tables": report.write_tables, "encoding-size": ablations.write_encoding_size,
+           "dims": ablations.write_dims, "discrete": ablations.write_discrete}
 
 
-NO_MATPLOTLIB = f"results.png ({plotting.MISSING})"
+def stored_rows(out: Path, preset: SweepPreset) -> list[dict]:
+    """The result rows a finished sweep keeps in `out` (`groupN.json`), in the preset's order."""
+    paths = [out / f"group{g}.json" for g in range(len(group_runs(preset)))]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise rundir.RunDirError(f"{out} has no results for {', '.join(missing)}; run the sweep first")
+    return [row for path in paths for row in json.loads(path.read_text())]
 
 
 def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -> list[str]:
     """results.csv, results.md and the figure in `out`; returns what could not be written."""
-    rundir.write_atomic(out / "results.csv", to_csv(rows, preset.labels).encode())
-    return (preset.report or write_tables)(out, name, rows, preset.seeds)
+    report.write_text(out / "results.csv", report.csv_text(rows, (*preset.labels, "seed", *PROBE_COLUMNS)))
+    return REPORTS[preset.report](out, name, rows, preset.seeds)

@@ -7,11 +7,12 @@ import json
 import sys
 
 from mmident_jax import sweep
+from mmident_jax.presets import SweepPreset, table_settings
 from mmident_jax.config import Config
 
 TINY = Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=20, log_steps=10)
-PRESET = sweep.SweepPreset(sweep.table_settings(TINY, ("multimodal",))[:3], seeds=3,
-                           probes=("linear",), eval_batch_size=512, num_eval_batches=1)
+PRESET = SweepPreset(table_settings(TINY, ("multimodal",))[:3], seeds=3,
+                     probes=("linear",), eval_batch_size=512, num_eval_batches=1)
 
 
 def main(argv):

@@ -1,22 +1,43 @@
-"""The command line: a real subprocess per call, as a user runs it."""
+"""The command line, called in-process (`cli.main`); one test runs it as a user does, in a subprocess."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
+from mmident_jax import cli as command
 from mmident_jax import rundir
 
 TINY = ["--encoder-widths", "16,16", "--batch-size", "32", "--cond-pool", "1000", "--lr", "1e-3",
         "--no-progress"]
 
 
-def cli(*args, cwd=None):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "mmident_jax", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=cwd)
+def cli(*args):
+    """`mmident-jax ARGS` in this process: its exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = command.main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+@pytest.mark.slow
+def test_the_installed_command_runs_as_a_subprocess(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mmident_jax", "train", "--run-dir", tmp_path / "run",
+                             "--train-steps", "10", "--log-steps", "10", *TINY], capture_output=True, text=True,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode == 0, result.stderr
+    assert "trained to step 10" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "mmident_jax", "train", "--run-dir", tmp_path / "x", "--lr", "0"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "lr must be > 0" in bad.stderr
 
 
 def assert_usage_error(result, *words):
@@ -56,7 +77,7 @@ def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
     (["--style-change-prob", 1.5], ["style_change_prob", "[0, 1]"]),
     (["--content-n", 0], ["content_n", ">= 1"]),
     (["--batch-size", 1], ["batch_size", ">= 2"]),
-    (["--preset", "nope"], ["unknown preset", "nope"]),
+    (["--preset", "nope"], ["invalid choice: 'nope'", "paper"]),
     (["--lr", "fast"], ["--lr", "invalid float"]),
     (["--not-a-flag"], ["unrecognized", "--not-a-flag"]),
 ])
@@ -104,3 +125,12 @@ def test_help_documents_every_flag_with_its_preset_defaults():
                  "--lr", "--train-steps", "--log-steps"):
         assert flag in result.stdout
     assert "(default paper: 6144, quick: 256)" in " ".join(result.stdout.split())
+
+
+def test_help_and_argument_errors_do_not_load_jax():
+    probe = ("import sys\nfrom mmident_jax import cli\n"
+             "for argv in (['train', '--help'], ['sweep', '--out', 'x', '--preset', 'nope']):\n"
+             "    try:\n        cli.main(argv)\n    except SystemExit as e:\n        assert e.code in (0, 2), e.code\n"
+             "print('jax' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr

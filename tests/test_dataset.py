@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("PIL")
 from PIL import Image
 
-from mmident_jax import dataset
-from mmident_jax.dataset import DatasetError, export, image_path, load, to_uint8
-from mmident_jax.scenes import render, sample_factors
-from mmident_jax.sentences import COLOR_NAMES, color_name, strings
+from mmident_jax.imgtxt import dataset
+from mmident_jax.imgtxt.dataset import DatasetError, export, image_path, load, to_uint8
+from mmident_jax.imgtxt.scenes import render, sample_factors
+from mmident_jax.imgtxt.sentences import COLOR_NAMES, color_name, strings
 
 render_jit = jax.jit(render, static_argnames="size")
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from mmident_jax import encoders
-from mmident_jax.config import PRESETS, Config, replace
-from mmident_jax.sweep import SWEEP_PRESETS
+from mmident_jax.config import Config, replace
+from mmident_jax.presets import PRESETS, sweep_preset
+
 
 
 def layers(cfg):
@@ -39,4 +40,4 @@ def test_lecun_init_is_flax_default_with_zero_biases():
 def test_paper_presets_use_the_pytorch_init():
     assert Config().encoder_init == "pytorch" and PRESETS["paper"].encoder_init == "pytorch"
     for name in ("table1", "table4", "interventions"):
-        assert {s.cfg.encoder_init for s in SWEEP_PRESETS[name].settings} == {"pytorch"}
+        assert {s.cfg.encoder_init for s in sweep_preset(name).settings} == {"pytorch"}

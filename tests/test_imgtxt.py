@@ -3,23 +3,25 @@ import os
 import subprocess
 import sys
 
+import chex
 import jax
-import numpy as np
 import pytest
 
-from mmident_jax import dataset, imgtxt, losses, train
+from mmident_jax import losses, train
 from mmident_jax.config import ConfigError, replace
+from mmident_jax.imgtxt import dataset, experiment as imgtxt
+from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
 
-TINY = imgtxt.ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2,
-                           eval_size=64)
+TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2,
+                    eval_size=64)
 
 
 def test_training_is_a_pure_function_of_the_key():
     run = jax.jit(imgtxt.make_train(TINY))
     (a, losses_a), (b, losses_b) = run(jax.random.PRNGKey(0)), run(jax.random.PRNGKey(0))
-    for x, y in zip(jax.tree.leaves((a, losses_a)), jax.tree.leaves((b, losses_b))):
-        np.testing.assert_array_equal(x, y)
-    assert np.all(np.isfinite(losses_a)) and not np.array_equal(losses_a, run(jax.random.PRNGKey(1))[1])
+    chex.assert_trees_all_equal((a, losses_a), (b, losses_b))
+    chex.assert_tree_all_finite(losses_a)
+    assert float(losses_a[0]) != float(run(jax.random.PRNGKey(1))[1][0])
     # step 0's loss is the objective of the initial encoders on the first batch of the data stream
     @jax.jit
     def first_loss(key):
@@ -31,14 +33,12 @@ def test_training_is_a_pure_function_of_the_key():
 
 
 def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
-    whole = imgtxt.fit(TINY, tmp_path / "whole", print_fn=lambda *_: None)
-    imgtxt.fit(replace(TINY, train_steps=2), tmp_path / "parts", print_fn=lambda *_: None)
-    resumed = imgtxt.fit(TINY, tmp_path / "parts", print_fn=lambda *_: None)
-    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
+    whole = imgtxt.fit(TINY, tmp_path / "whole", progress=False)
+    imgtxt.fit(replace(TINY, train_steps=2), tmp_path / "parts", progress=False)
+    resumed = imgtxt.fit(TINY, tmp_path / "parts", progress=False)
+    chex.assert_trees_all_equal(whole, resumed)
     scanned, _ = jax.jit(imgtxt.make_train(TINY))(jax.random.PRNGKey(TINY.seed))
-    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(scanned.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-5)  # host-stepped fit = scanned train (round-off)
+    chex.assert_trees_all_close(whole.params, scanned.params, rtol=1e-3, atol=5e-5)  # host-stepped = scanned
 
 
 def test_config_is_validated():
@@ -60,7 +60,7 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
     assert images.shape == (5, 16, 16, 3) and len(texts) == 5 and len(latents["object_shape"]) == 5
     again = cli("export", "--out", tmp_path / "data", "--n", 5)  # never overwrites
     assert again.returncode == 2 and "not an empty directory" in again.stderr
-    for args, words in ((["sweep", "--out", tmp_path / "s", "--preset", "nope"], "unknown preset"),
+    for args, words in ((["sweep", "--out", tmp_path / "s", "--preset", "nope"], "invalid choice: 'nope'"),
                         (["train", "--run-dir", tmp_path / "r", "--image-encoder", "vit"], "image_encoder"),
                         (["evaluate", "--run-dir", tmp_path / "missing"], "not a run directory")):
         result = cli(*args)
@@ -70,8 +70,8 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
 
 
 def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setitem(imgtxt.SWEEPS, "tiny", (TINY, (3,), 1))
-    rows = imgtxt.sweep("tiny", tmp_path, print_fn=lambda *_: None)
+    tiny = ImgTxtSweep(TINY, (3,), 1)
+    rows = imgtxt.sweep(tiny, tmp_path, progress=False)
     assert [(r["encoding_size"], r["encoder"], r["factor"]) for r in rows] == [
         (3, e, f) for e in ("image", "text") for f in imgtxt.FACTORS]
     for r in rows:
@@ -79,9 +79,9 @@ def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
         assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
         assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
     assert imgtxt.read_csv(tmp_path / "size3-seed0" / "results.csv") == rows
-    assert imgtxt.write_results(tmp_path, "tiny", rows, 1) == []
+    assert imgtxt.write_results(tmp_path, "tiny", rows, tiny, 1) == []
     md = (tmp_path / "results.md").read_text()
     assert "## Encoding size 3" in md and "| shape | content | accuracy | 0.14 |" in md
     assert (tmp_path / "samples.png").stat().st_size > 0 and (tmp_path / "results.png").stat().st_size > 0
     monkeypatch.setattr(imgtxt, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
-    assert json.dumps(imgtxt.sweep("tiny", tmp_path)) == json.dumps(rows)
+    assert json.dumps(imgtxt.sweep(tiny, tmp_path, progress=False)) == json.dumps(rows)

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mmident_jax import latents
-from mmident_jax.config import PRESETS, Config, hyper, replace
+from mmident_jax.config import Config, hyper, replace
+from mmident_jax.presets import PRESETS
 
 N = 200_000
 

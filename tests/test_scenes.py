@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmident_jax import scenes, sentences
-from mmident_jax.scenes import NUM_PALETTES, NUM_PHRASINGS, Factors, sample_factors
+from mmident_jax.imgtxt import scenes, sentences
+from mmident_jax.imgtxt.scenes import NUM_PALETTES, NUM_PHRASINGS, Factors, sample_factors
 
 render = jax.jit(scenes.render, static_argnames="size")
 coverage = jax.jit(scenes.coverage, static_argnames="size")

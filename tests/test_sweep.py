@@ -5,12 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import chex
 import jax
 import numpy as np
 import pytest
 
-from mmident_jax import sweep, train
-from mmident_jax.evaluate import evaluate
+from mmident_jax import report, sweep, train
+from mmident_jax.presets import sweep_preset
+from mmident_jax.evaluation import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_worker import PRESET  # noqa: E402
@@ -44,7 +46,7 @@ def assert_same_rows(got, want, atol):
 
 
 def test_programs_group_settings_that_differ_only_in_numbers():
-    groups = sweep.group_runs(sweep.SWEEP_PRESETS["table1-quick"])
+    groups = sweep.group_runs(sweep_preset("table1-quick"))
     # p_chg 1.0 and 0.75 share a program; statistical/causal and the mechanism do not
     assert [len(runs) for _, runs in groups] == [6, 3, 3, 3, 6, 3, 3, 3]
     assert sum(len(runs) for _, runs in groups) == 30
@@ -88,7 +90,7 @@ def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
     first = sweep.sweep(PRESET, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.glob("group*.json")) == [
         "group0.curve.json", "group0.json", "group1.curve.json", "group1.json"]
-    curves = sweep.loss_curves(tmp_path)
+    curves = report.loss_curves(tmp_path)
     assert [(run["p_chg"], run["seed"]) for run, _, _ in curves] == [(p, s) for p in (1.0, 0.75, 0.75) for s in range(3)]
     assert all(steps == [10, 20] and np.all(np.isfinite(losses)) for _, steps, losses in curves)
 
@@ -112,8 +114,7 @@ def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
     chunks = []
     resumed = sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=lambda step, _: chunks.append(step))
     assert chunks == [cfg.train_steps]  # only the remaining chunk was trained
-    for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(uninterrupted, resumed)
 
 
 def test_tables_have_the_papers_layout(tmp_path):
@@ -121,11 +122,13 @@ def test_tables_have_the_papers_layout(tmp_path):
              "encoding": e, "predicted_factors": f, "r2_linear": 0.5, "r2_nonlinear": 0.9 if f == "c" else 0.1 * seed}
             for m in ("original", "multimodal") for seed in (0, 1) for e in ("hz1", "hz2")
             for f in (("c", "s", "s~") if m == "original" else ("c", "s", "s~", "m1", "m2"))]
-    md = sweep.to_markdown("demo", rows, seeds=2)
+    md = report.tables_markdown("demo", rows, seeds=2)
     assert "| p_chg | stat. | caus. | hz1: c | hz1: s | hz2: c | hz2: s~ |" in md
     assert "| 0.75 | no | yes | 0.90±0.00 | 0.05±0.05 | 0.05±0.05 | 0.90±0.00 | 0.05±0.05 | 0.05±0.05 |" in md
-    csv_lines = sweep.to_csv(rows).splitlines()
-    assert csv_lines[0] == ",".join(sweep.COLUMNS)
+    sweep.write_results(tmp_path, "demo", rows, PRESET)
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert csv_lines[0] == "mechanism,p_chg,statistical,causal,seed,encoding,predicted_factors,r2_linear,r2_nonlinear"
+    assert (tmp_path / "results.md").read_text() == md
     assert len(csv_lines) == len(rows) + 1
 
 

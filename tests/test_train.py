@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mmident_jax import driver, rundir, train
-from mmident_jax.evaluate import monitor as make_monitor
+from mmident_jax.evaluation import monitor as make_monitor
 from mmident_jax.config import hyper, replace
 
 

@@ -12,7 +12,7 @@ with `jnp.where`); `decode`, `strings` and `parse` run on the host.
 
 Example:
     >>> import jax
-    >>> from mmident_jax.scenes import sample_factors
+    >>> from mmident_jax.imgtxt.scenes import sample_factors
     >>> factors = sample_factors(jax.random.PRNGKey(4), 2)
     >>> jax.jit(tokens)(factors).shape == (2, MAX_LEN)
     True
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax.scenes import SHAPES, X_POSITIONS, Y_POSITIONS, Factors
+from mmident_jax.imgtxt.scenes import SHAPES, X_POSITIONS, Y_POSITIONS, Factors
 
 COLOR_HUES = {  # the twelve-hue RGB colour wheel
     "red": 0 / 12, "orange": 1 / 12, "yellow": 2 / 12, "chartreuse": 3 / 12,

@@ -25,7 +25,7 @@ need Pillow: `pip install 'mmident-jax[images]'`.
 
 Example:
     >>> import tempfile, jax
-    >>> from mmident_jax.scenes import sample_factors
+    >>> from mmident_jax.imgtxt.scenes import sample_factors
     >>> directory = tempfile.mkdtemp()
     >>> export(directory, sample_factors(jax.random.PRNGKey(0), 3), size=32)
     >>> images, texts, latents = load(directory)
@@ -41,8 +41,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mmident_jax.scenes import Factors, render
-from mmident_jax.sentences import COLOR_NAMES, color_name, strings
+from mmident_jax.imgtxt.scenes import Factors, render
+from mmident_jax.imgtxt.sentences import COLOR_NAMES, color_name, strings
 
 IMAGE_COLUMNS = {  # column -> Factors field, or a constant
     "object_shape": "shape", "object_xpos": "x", "object_ypos": "y", "object_zpos": 0.0,

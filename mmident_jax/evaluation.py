@@ -30,12 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmident_jax import driver, latents, probes as P, rundir, train
-from mmident_jax.config import Config, Hyper, hyper
+from mmident_jax.config import EVAL_BATCH_SIZE as BATCH_SIZE, NONLINEAR_PROBES, PROBES, Config, Hyper, hyper
 
-BATCH_SIZE = 4096  # samples per evaluation batch, as the original
 COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
-PROBES = ("linear", "kernel", "mlp")
-NONLINEAR_PROBES = ("kernel", "mlp")  # what fills r2_nonlinear: kernel ridge, or the original's --mlp-eval
 VALIDATION_SIZE = 2000  # samples of the validation loss (the paper's encoding-size ablation)
 MONITOR_SIZE = 2048  # samples to fit, and as many to score, the training monitor's linear probes
 

@@ -18,12 +18,9 @@ Example, a few steps of a tiny run:
 from __future__ import annotations
 
 import csv
-import dataclasses
-import io
 import math
 import textwrap
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,12 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import losses, plotting, probes as P, rundir, scenes, sentences
-from mmident_jax.config import ConfigError
-from mmident_jax.imgtxt_encoders import TextCNN, image_encoder
+from mmident_jax import driver, losses, probes as P, report, rundir
+from mmident_jax.imgtxt import scenes, sentences
+from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
+from mmident_jax.imgtxt.encoders import TextCNN, image_encoder
 from mmident_jax.train import stream
 
-IMAGE_ENCODERS = ("resnet18", "cnn")
 # Factor -> (role, classes; 0 for continuous factors in [0, 1]).
 FACTORS = {
     "shape": ("content", len(scenes.SHAPES)), "x": ("content", 3), "y": ("content", 3),
@@ -46,60 +43,6 @@ FACTORS = {
     "background_hue": ("image", 0), "phrasing": ("text", scenes.NUM_PHRASINGS),
 }
 ENCODERS = ("image", "text")
-
-
-@dataclass(frozen=True)
-class ImgTxtConfig:
-    """One image/text run. Defaults are the paper's (batch 256, lr 1e-5, 100k steps, ResNet-18)."""
-
-    encoding_size: int = 4
-    image_size: int = 64
-    image_encoder: str = "resnet18"
-    position_dependent_color: bool = False
-    temperature: float = 1.0
-    seed: int = 0
-    batch_size: int = 256
-    lr: float = 1e-5
-    train_steps: int = 100_000
-    log_steps: int = 1000
-    eval_size: int = 4096  # held-out pairs to fit probes on, and as many to score them
-
-    def __post_init__(self):
-        for name in ("encoding_size", "image_size", "train_steps", "log_steps", "eval_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_size < 16:
-            raise ConfigError(f"image_size must be >= 16, got {self.image_size}")
-        if self.batch_size < 2:
-            raise ConfigError(f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        for name in ("temperature", "lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.image_encoder not in IMAGE_ENCODERS:
-            raise ConfigError(f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}, "
-                              f"got {self.image_encoder!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ImgTxtConfig":
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
-        return cls(**d)
-
-
-PAPER = ImgTxtConfig()
-# A small CNN on 32x32 images, a larger learning rate and temperature 0.1 (at temperature 1
-# the shape is not learned within a few thousand steps): trains on a 2-core CPU in minutes.
-QUICK = replace(PAPER, image_encoder="cnn", image_size=32, batch_size=128, lr=1e-3, temperature=0.1,
-                train_steps=3000, log_steps=500, eval_size=2048)
-PRESETS = {"imgtxt": PAPER, "imgtxt-quick": QUICK}
-# Sweeps over the encoding size, like the paper's Fig. 3: (config, sizes, seeds).
-SWEEPS = {"imgtxt": (PAPER, (1, 2, 3, 4, 6, 8, 10, 12), 3), "imgtxt-quick": (QUICK, (4, 8), 1)}
 
 
 class State(NamedTuple):
@@ -156,38 +99,24 @@ def make_train(cfg: ImgTxtConfig):
     return lambda key: jax.lax.scan(lambda s, _: step(s), init(key, cfg), None, length=cfg.train_steps)
 
 
-def restore(run_dir, cfg: ImgTxtConfig) -> State:
-    shapes = jax.eval_shape(lambda k: init(k, cfg), jax.random.PRNGKey(cfg.seed))
-    return jax.tree.map(jnp.asarray, rundir.restore_checkpoint(run_dir, shapes))
+def program(cfg: ImgTxtConfig) -> driver.Program:
+    """The run for `driver.fit`: steps dispatched one jitted step at a time rather than scanned,
+    because XLA's CPU backend runs convolutions inside a loop about 30x slower than at top level."""
+    step = jax.jit(make_step(cfg), donate_argnums=0)
 
-
-def fit(cfg: ImgTxtConfig, run_dir, *, print_fn=print) -> State:
-    """Train `cfg` in `run_dir` (resuming from its checkpoint); a checkpoint and metrics line per chunk.
-
-    Steps are dispatched one jitted step at a time rather than scanned: XLA's CPU
-    backend runs convolutions inside a loop about 30x slower than at top level.
-    """
-    rundir.prepare(run_dir, cfg)
-    state = restore(run_dir, cfg) if rundir.has_checkpoint(run_dir) else \
-        jax.jit(init, static_argnums=1)(jax.random.PRNGKey(cfg.seed), cfg)
-    step_fn = jax.jit(make_step(cfg), donate_argnums=0)
-    step = int(state.step)
-    while step < cfg.train_steps:
-        n = min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
-        t0 = time.perf_counter()
+    def run(state, n):
         chunk = []
         for _ in range(n):
-            state, loss = step_fn(state)
+            state, loss = step(state)
             chunk.append(loss)
-        chunk = np.asarray(chunk)
-        step += n
-        if not np.all(np.isfinite(chunk)):
-            raise FloatingPointError(f"loss is not finite in steps {step - n + 1}..{step}")
-        record = {"step": step, "loss": float(chunk.mean()), "steps_per_s": n / (time.perf_counter() - t0)}
-        rundir.save_checkpoint(run_dir, state)
-        rundir.append_metrics(run_dir, record)
-        print_fn(f"{run_dir}: step {step}  loss {record['loss']:.4f}  {record['steps_per_s']:.1f} steps/s")
-    return state
+        return state, jnp.stack(chunk)
+
+    return driver.Program(lambda: jax.jit(init, static_argnums=1)(jax.random.PRNGKey(cfg.seed), cfg), run)
+
+
+def fit(cfg: ImgTxtConfig, run_dir, *, progress: bool = True) -> State:
+    """Train `cfg` in `run_dir` (resuming from its checkpoint) with `driver.fit`."""
+    return driver.fit(cfg, run_dir, program(cfg), progress=progress)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -246,19 +175,12 @@ def evaluate(state: State, cfg: ImgTxtConfig) -> list[dict]:
     return sorted(rows, key=lambda r: (ENCODERS.index(r["encoder"]), order.index(r["factor"])))
 
 
-def to_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def evaluate_run(run_dir) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir, ImgTxtConfig)
-    rows = [{"encoding_size": cfg.encoding_size, "seed": cfg.seed, **r} for r in evaluate(restore(run_dir, cfg), cfg)]
-    rundir.write_atomic(Path(run_dir) / rundir.RESULTS, to_csv(rows).encode())
+    state = driver.restore(run_dir, program(cfg).init)
+    rows = [{"encoding_size": cfg.encoding_size, "seed": cfg.seed, **r} for r in evaluate(state, cfg)]
+    report.write_text(Path(run_dir) / rundir.RESULTS, report.csv_text(rows, COLUMNS))
     return rows
 
 
@@ -268,26 +190,34 @@ COLUMNS = ("encoding_size", "seed", "encoder", "factor", "role", "chance", "acc_
            "r2_linear", "r2_nonlinear", "score")
 
 
-def sweep(name: str, out: Path, *, seeds: int | None = None, train_steps: int | None = None,
-          print_fn=print) -> list[dict]:
-    """Train and evaluate every (encoding size, seed) of sweep preset `name`, one run dir each.
+def sweep(preset: ImgTxtSweep, out: Path, *, seeds: int | None = None, train_steps: int | None = None,
+          progress: bool = True) -> list[dict]:
+    """Train and evaluate every (encoding size, seed) of `preset`, one run dir each.
 
     Runs resume from their checkpoints; evaluated runs keep their rows (`results.csv`).
     """
-    base, sizes, default_seeds = SWEEPS[name]
-    if train_steps is not None:
-        base = replace(base, train_steps=train_steps)
+    base = preset.base if train_steps is None else replace(preset.base, train_steps=train_steps)
     rows = []
-    for size in sizes:
-        for seed in range(seeds or default_seeds):
+    for size in preset.sizes:
+        for seed in range(seeds or preset.seeds):
             cfg = replace(base, encoding_size=size, seed=seed)
             run_dir = out / f"size{size}-seed{seed}"
-            if (run_dir / rundir.RESULTS).exists() and int(restore(run_dir, cfg).step) >= cfg.train_steps:
+            if (run_dir / rundir.RESULTS).exists() and \
+                    int(driver.restore(run_dir, program(cfg).init).step) >= cfg.train_steps:
                 rows += read_csv(run_dir / rundir.RESULTS)
                 continue
-            fit(cfg, run_dir, print_fn=print_fn)
+            fit(cfg, run_dir, progress=progress)
             rows += evaluate_run(run_dir)
     return rows
+
+
+def stored_rows(out: Path, preset: ImgTxtSweep, seeds: int) -> list[dict]:
+    """The result rows a finished sweep keeps in its run directories (`sizeK-seedS/results.csv`)."""
+    paths = [out / f"size{size}-seed{seed}" / rundir.RESULTS for size in preset.sizes for seed in range(seeds)]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise rundir.RunDirError(f"missing {missing[0]}; run the sweep first")
+    return [row for path in paths for row in read_csv(path)]
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -298,10 +228,6 @@ def read_csv(path: Path) -> list[dict]:
         return [{k: value(k, v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
-def _mean_std(values) -> str:
-    return f"{np.mean(values):.2f}±{np.std(values):.2f}"
-
-
 def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
     """Per encoding size: each factor's score from image and text codes (accuracy or R²), chance beside."""
     lines = [f"# {name}", "", "Discrete factors: accuracy of an MLP classifier (chance = 1/classes); "
@@ -310,8 +236,9 @@ def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
         lines += [f"## Encoding size {size}", "", "| factor | role | metric | chance | image | text |",
                   "|---|---|---|---|---|---|"]
         for factor, (role, classes) in FACTORS.items():
-            cells = [_mean_std([r["score"] for r in rows if r["encoding_size"] == size and r["factor"] == factor
-                                and r["encoder"] == e]) for e in ENCODERS]
+            scores = [[r["score"] for r in rows if r["encoding_size"] == size and r["factor"] == factor
+                       and r["encoder"] == e] for e in ENCODERS]
+            cells = [report.mean_std(np.mean(v), np.std(v)) for v in scores]
             chance = f"{1 / classes:.2f}" if classes else "0"
             lines.append(f"| {factor} | {role} | {'accuracy' if classes else 'R²'} | {chance} | "
                          + " | ".join(cells) + " |")
@@ -321,7 +248,7 @@ def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
 
 def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
     """The paper's Fig. 3 layout: score of each factor against the encoding size, image and text codes."""
-    plt = plotting.pyplot()
+    plt = report.pyplot()
     if plt is None:
         return False
     sizes = sorted({r["encoding_size"] for r in rows})
@@ -336,13 +263,13 @@ def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("accuracy (solid) / R² (dashed)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    plotting.save(fig, path)
+    report.save_figure(fig, path)
     return True
 
 
 def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> bool:
     """A grid of `n` generated images titled with their sentences."""
-    plt = plotting.pyplot()
+    plt = report.pyplot()
     if plt is None:
         return False
     factors, images, _ = jax.jit(pairs, static_argnums=(1, 2))(jax.random.PRNGKey(seed), cfg, n)
@@ -354,13 +281,13 @@ def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> b
         ax.set_title(textwrap.fill(text, 34), fontsize=6.5)
     for ax in axes.flat:
         ax.axis("off")
-    plotting.save(fig, path)
+    report.save_figure(fig, path)
     return True
 
 
-def write_results(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+def write_results(out: Path, name: str, rows: list[dict], preset: ImgTxtSweep, seeds: int) -> list[str]:
     """results.csv, results.md, results.png and samples.png; returns what could not be written."""
-    rundir.write_atomic(out / "results.csv", to_csv(rows).encode())
-    rundir.write_atomic(out / "results.md", to_markdown(name, rows, seeds).encode())
-    drawn = save_figure(out / "results.png", name, rows) and save_samples(out / "samples.png", SWEEPS[name][0])
-    return [] if drawn else [f"results.png, samples.png ({plotting.MISSING})"]
+    report.write_text(out / "results.csv", report.csv_text(rows, COLUMNS))
+    report.write_text(out / "results.md", to_markdown(name, rows, seeds))
+    drawn = save_figure(out / "results.png", name, rows) and save_samples(out / "samples.png", preset.base)
+    return [] if drawn else [f"results.png, samples.png ({report.MISSING})"]

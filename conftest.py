@@ -1,0 +1,14 @@
+"""Marks the doctests that train a model as `slow` (together minutes of compilation)."""
+
+import pytest
+from _pytest.doctest import DoctestItem
+
+TRAINING_DOCTESTS = {"mmident_jax", "mmident_jax.train", "mmident_jax.driver", "mmident_jax.evaluation",
+                     "mmident_jax.sweep", "mmident_jax.imgtxt.experiment"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if isinstance(item, DoctestItem) and item.dtest.globs.get("__name__") in TRAINING_DOCTESTS:
+            item.add_marker(pytest.mark.slow)

@@ -1,0 +1,168 @@
+"""Reporting, for every experiment: CSV rows, mean ± std cells, markdown tables, figures.
+
+Figures need matplotlib, which comes with the `plot` extra (`pip install ".[plot]"`);
+without it the writers skip the figure and say so. The layout of the paper's tables
+(one table per mechanism, settings as rows, encoder x block as columns) is here too.
+
+Example:
+    >>> rows = [{"setting": "a", "seed": s, "r2": r} for s, r in ((0, 0.9), (1, 1.0))]
+    >>> print(csv_text(rows, ("setting", "seed")), end="")
+    setting,seed,r2
+    a,0,0.9
+    a,1,1.0
+    >>> summarise(rows, "r2", ("setting",), key=lambda r: "r2")
+    [({'setting': 'a'}, {'r2': (0.95, 0.04999999999999999)})]
+    >>> mean_std(0.95, 0.05)
+    '0.95±0.05'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mmident_jax import rundir
+
+MISSING = "matplotlib is not installed: pip install 'mmident-jax[plot]'"
+TABLE_LABELS = ("mechanism", "p_chg", "statistical", "causal")
+
+
+def csv_text(rows: list[dict], columns) -> str:
+    """CSV of `rows`: `columns` first, then every other key in sorted order; missing cells empty."""
+    columns = list(columns)
+    columns += sorted({k for row in rows for k in row} - set(columns))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def mean_std(mean: float, std: float) -> str:
+    """A table cell: mean ± std with two decimals; "–" for a missing (NaN) mean."""
+    return "–" if math.isnan(mean) else f"{mean:.2f}±{std:.2f}"
+
+
+def cell(cells: dict, key: str) -> str:
+    """The `mean_std` cell of `key` in a `summarise` result ("–" when absent)."""
+    return mean_std(*cells[key]) if key in cells else "–"
+
+
+def block_key(row: dict) -> str:
+    """The column of a probe row in the paper's tables: "hz1: c", ..."""
+    return f"{row['encoding']}: {row['predicted_factors']}"
+
+
+def summarise(rows: list[dict], metric: str, labels=TABLE_LABELS, key=block_key
+              ) -> list[tuple[dict, dict[str, tuple[float, float]]]]:
+    """Per setting (in order of appearance): {key(row): (mean, std over seeds)} of `metric`.
+
+    Rows without `metric` (e.g. accuracies of continuous blocks) are left out.
+    """
+    settings: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        cells = settings.setdefault(tuple(r[c] for c in labels), {})
+        if metric in r:
+            cells.setdefault(key(r), []).append(r[metric])
+    return [(dict(zip(labels, k)), {c: (float(np.mean(v)), float(np.std(v))) for c, v in cells.items()})
+            for k, cells in settings.items()]
+
+
+def markdown_table(head: list[str], body: list[list[str]]) -> list[str]:
+    """The lines of a markdown table."""
+    return ["| " + " | ".join(head) + " |", "|---" * len(head) + "|", *("| " + " | ".join(r) + " |" for r in body)]
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend, or None when it is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write (120 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+
+
+def write_text(path: Path, text: str) -> None:
+    rundir.write_atomic(path, text.encode())
+
+
+def loss_curves(out: Path) -> list[tuple[dict, list[int], list[float]]]:
+    """Every run's training-loss curve kept in a sweep's `out`: (labels and seed, steps, losses)."""
+    curves = []
+    for path in sorted(out.glob("group*.curve.json"), key=lambda p: int(p.name[5:].split(".")[0])):
+        data = json.loads(path.read_text())
+        steps = [p[0] for p in data["points"]]
+        curves.extend((run, steps, [p[1][i] for p in data["points"]]) for i, run in enumerate(data["runs"]))
+    return curves
+
+
+# ------------------------------------------------------------------ the paper's tables
+
+
+def own_blocks(encoding: str, rows: list[dict]) -> list[str]:
+    """The blocks shown for an encoder: content, its own style and modality block, and c'."""
+    own = {"hz1": ("c", "s", "m1"), "hz2": ("c", "s~", "m2")}[encoding] + ("c'",)
+    present = {r["predicted_factors"] for r in rows}
+    return [b for b in own if b in present]
+
+
+def tables_markdown(name: str, rows: list[dict], seeds: int) -> str:
+    """The paper's layout: one table per mechanism, rows = settings, columns = blocks."""
+    lines = [f"# {name}", ""]
+    for metric, title in (("r2_nonlinear", "Nonlinear R² (kernel ridge)"), ("r2_linear", "Linear R²")):
+        for mechanism in dict.fromkeys(r["mechanism"] for r in rows):
+            mrows = [r for r in rows if r["mechanism"] == mechanism]
+            columns = [f"{e}: {b}" for e in ("hz1", "hz2") for b in own_blocks(e, mrows)]
+            body = [[f"{labels['p_chg']:g}", "yes" if labels["statistical"] else "no",
+                     "yes" if labels["causal"] else "no", *(cell(cells, c) for c in columns)]
+                    for labels, cells in summarise(mrows, metric)]
+            lines += [f"## {title}, {mechanism}, mean ± std over {seeds} seeds", "",
+                      *markdown_table(["p_chg", "stat.", "caus.", *columns], body), ""]
+    return "\n".join(lines)
+
+
+def tables_figure(path: Path, name: str, rows: list[dict]) -> bool:
+    """Bar chart of nonlinear R² per setting and block (hz1); False if matplotlib is missing."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    mechanisms = list(dict.fromkeys(r["mechanism"] for r in rows))
+    fig, axes = plt.subplots(1, len(mechanisms), figsize=(6 * len(mechanisms), 3.6), squeeze=False)
+    for ax, mechanism in zip(axes[0], mechanisms):
+        mrows = [r for r in rows if r["mechanism"] == mechanism]
+        blocks = own_blocks("hz1", mrows)
+        summary = summarise(mrows, "r2_nonlinear")
+        width = 0.8 / len(blocks)
+        for j, block in enumerate(blocks):
+            means, stds = zip(*(cells.get(f"hz1: {block}", (np.nan, 0.0)) for _, cells in summary))
+            ax.bar(np.arange(len(summary)) + j * width, means, width, yerr=stds, label=block, capsize=2)
+        ax.set_xticks(np.arange(len(summary)) + 0.4 - width / 2)
+        ax.set_xticklabels([f"p={l['p_chg']:g}{chr(10)}{'stat ' * l['statistical']}{'caus' * l['causal']}"
+                            for l, _ in summary], fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylabel("nonlinear R² (hz1)")
+        ax.set_title(f"{name}: {mechanism}")
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def write_tables(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
+    """The paper's tables as results.md and their figure as results.png; returns what could not be written."""
+    write_text(out / "results.md", tables_markdown(name, rows, seeds))
+    return [] if tables_figure(out / "results.png", name, rows) else [f"results.png ({MISSING})"]
