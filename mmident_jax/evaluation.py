@@ -64,6 +64,15 @@ def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_b
     return jax.tree.map(flat, codes), jax.tree.map(flat, labels), loss.mean()
 
 
+PROBE_KINDS = ("mlp", "mlp_regressor", "mlp_classifier")
+
+
+def probe_key(run_key: jax.Array, kind: str, block: int, encoder: int) -> jax.Array:
+    """The key of one stochastic probe fit: the run's "probes" stream, by probe kind, block and encoder."""
+    key = jax.random.fold_in(train.stream(run_key, "probes"), PROBE_KINDS.index(kind))
+    return jax.random.fold_in(jax.random.fold_in(key, block), encoder)
+
+
 def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"), num_batches: int = 1,
              batch_size: int = BATCH_SIZE, permuted_content: bool = False, nonlinear_probe: str = "kernel",
              progress=None) -> list[dict]:
@@ -111,16 +120,16 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
                     scores[name]["r2_nonlinear"] = r2
             if probe == "kernel" and nonlinear_probe == "mlp":
                 for i, name in enumerate(continuous):
-                    key = jax.random.fold_in(train.stream(state.key, "probes"), 2 * i + e)
+                    key = probe_key(state.key, "mlp_regressor", i, e)
                     scores[name]["r2_nonlinear"] = P.mlp_regressor_r2(x_val, y_val[i], x_test, y_test[i], key=key)
             if probe == "mlp":
                 for i, name in enumerate(continuous):
-                    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2 * i + e)
+                    key = probe_key(state.key, "mlp", i, e)
                     scores[name]["r2_mlp"] = P.mlp_r2(x_val, y_val[i], x_test, y_test[i], key=key)
             if probe in ("kernel", "mlp"):
                 for i, (name, t_val, t_test) in enumerate(zip(discrete, labels(val), labels(test))):
                     if "acc_nonlinear" not in scores[name]:
-                        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 100 + 2 * i + e)
+                        key = probe_key(state.key, "mlp_classifier", i, e)
                         scores[name]["acc_nonlinear"] = P.mlp_accuracy(x_val, t_val, x_test, t_test, key=key)
         rows.extend(scores.values())
     return rows

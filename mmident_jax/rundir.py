@@ -29,7 +29,8 @@ CHECKPOINT = "checkpoint.msgpack"
 METRICS = "metrics.jsonl"
 RESULTS = "results.csv"
 
-# Settings that may change when a run is resumed: how long it trains and how often it logs.
+# Settings that may change when a run is resumed: how long it trains and how often it logs
+# (how long only under a constant learning rate: a decaying schedule ends at `train_steps`).
 RESUMABLE = ("train_steps", "log_steps")
 
 
@@ -63,6 +64,11 @@ def prepare(run_dir, cfg):
         stored = load_config(run_dir, type(cfg))
         differing = [name for name, value in stored.to_dict().items()
                      if name not in RESUMABLE and getattr(cfg, name) != value]
+        schedule = getattr(stored, "lr_schedule", "constant")
+        if schedule != "constant" and cfg.train_steps != stored.train_steps:
+            raise RunDirError(f"{run_dir} trains with the {schedule} schedule, which ends at train_steps="
+                              f"{stored.train_steps}; --train-steps {cfg.train_steps} would change the steps "
+                              "already taken (start a new run to train longer)")
         if differing:
             name = differing[0]
             raise RunDirError(f"{run_dir} holds a run with {name}={getattr(stored, name)!r}, "

@@ -55,6 +55,26 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path):
     assert {"loss", "steps_per_s", "val_loss", "r2_linear/hz1/c", "r2_linear/hz2/m2"} <= set(record)
 
 
+def test_a_decaying_schedule_resumes_bitwise_and_keeps_its_horizon(tiny, tmp_path):
+    cfg = replace(tiny, lr_schedule="warmup_cosine", warmup_steps=5, train_steps=30, log_steps=10)
+    full = driver.fit(cfg, tmp_path / "full", progress=False)
+
+    def interrupt_at_20(state):  # after step 20's checkpoint is written
+        if int(state.step) == 20:
+            raise KeyboardInterrupt
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        driver.fit(cfg, tmp_path / "split", monitor=interrupt_at_20, progress=False)
+    resumed = driver.fit(cfg, tmp_path / "split", progress=False)
+    chex.assert_trees_all_equal(full, resumed)
+    with pytest.raises(rundir.RunDirError, match="warmup_cosine schedule, which ends at train_steps=30"):
+        driver.fit(replace(cfg, train_steps=60), tmp_path / "split", progress=False)
+    constant = replace(tiny, train_steps=10)
+    driver.fit(constant, tmp_path / "constant", progress=False)
+    assert int(driver.fit(replace(constant, train_steps=20), tmp_path / "constant", progress=False).step) == 20
+
+
 def test_fit_equals_the_pure_train_function(tiny, tmp_path):
     fitted = driver.fit(tiny, tmp_path / "run", progress=False)
     pure, _ = jax.jit(train.make_train(tiny))(jax.random.PRNGKey(tiny.seed))
@@ -93,3 +113,15 @@ def test_vmapping_over_learning_rates_matches_separate_configs(tiny):
     batched, _ = jax.jit(jax.vmap(train_fn, in_axes=(None, 0)))(jax.random.PRNGKey(0), hp)
     single, _ = jax.jit(train.make_train(replace(tiny, lr=3e-3)))(jax.random.PRNGKey(0))
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], batched.params), single.params, rtol=2e-4, atol=2e-5)
+
+
+def test_random_streams_are_distinct_and_each_seed_probes_with_its_own_keys():
+    from mmident_jax.evaluation import PROBE_KINDS, probe_key
+
+    key = jax.random.PRNGKey(0)
+    streams = [train.stream(key, name) for name in train.STREAMS]
+    probes = [probe_key(key, kind, block, e) for kind in PROBE_KINDS for block in range(6) for e in range(2)]
+    keys = {tuple(np.asarray(k).tolist()) for k in [key, *streams, *probes]}
+    assert len(keys) == 1 + len(streams) + len(probes)
+    other_seed = probe_key(jax.random.PRNGKey(1), "mlp", 0, 0)
+    assert not np.array_equal(other_seed, probe_key(key, "mlp", 0, 0))

@@ -166,7 +166,7 @@ def evaluate(state: State, cfg: ImgTxtConfig) -> list[dict]:
             rows.append({"encoder": encoder, "factor": f, "role": FACTORS[f][0], "chance": 0.0,
                          "r2_linear": r2_linear, "r2_nonlinear": r2_nonlinear, "score": r2_nonlinear})
         for i, f in enumerate(discrete):
-            key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2 * i + e)
+            key = jax.random.fold_in(jax.random.fold_in(stream(state.key, "probes"), i), e)
             accuracy = P.mlp_accuracy(x_fit, fit_factors[f], x_test, test_factors[f], key=key)
             rows.append({"encoder": encoder, "factor": f, "role": FACTORS[f][0], "chance": 1 / FACTORS[f][1],
                          "acc_linear": P.logistic_accuracy(x_fit, fit_factors[f], x_test, test_factors[f]),
