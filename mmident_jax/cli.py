@@ -14,7 +14,7 @@ import dataclasses
 import sys
 
 from mmident_jax import presets
-from mmident_jax.config import NONLINEAR_PROBES, PROBES, Config, ConfigError, replace
+from mmident_jax.config import EVAL_BATCH_SIZE, NONLINEAR_PROBES, PROBES, Config, ConfigError, check_eval_size, replace
 from mmident_jax.imgtxt.config import ImgTxtConfig
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
@@ -217,6 +217,7 @@ def _evaluate(args) -> None:
         raise ConfigError(f"unknown probe {unknown[0] if unknown else '(none)'!r}; choose from {','.join(PROBES)}")
     if args.num_eval_batches < 1:
         raise ConfigError(f"--num-eval-batches must be >= 1, got {args.num_eval_batches}")
+    check_eval_size(args.num_eval_batches, EVAL_BATCH_SIZE, probes, args.nonlinear_probe)
     table = evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
                          permuted_content=args.permuted_content, nonlinear_probe=args.nonlinear_probe,
                          progress=not args.no_progress)
@@ -233,16 +234,17 @@ def _positive(args, *flags: str) -> None:
 def _sweep(args) -> None:
     from pathlib import Path
 
-    from mmident_jax import sweep
-
     _positive(args, "seeds", "train_steps", "num_eval_batches", "eval_size")
     if args.eval_size is not None and args.eval_size < 6:
         raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
-    if args.coordinator_address or args.distributed:
-        sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     preset = presets.sweep_preset(args.preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
         nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size)
+    check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
+    from mmident_jax import sweep
+
+    if args.coordinator_address or args.distributed:
+        sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     out = Path(args.out)
     identity = {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps,
                 "num_eval_batches": preset.num_eval_batches}

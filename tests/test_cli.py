@@ -54,10 +54,16 @@ def test_train_writes_run_dir_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     assert {rundir.CONFIG, rundir.CHECKPOINT, rundir.METRICS} <= set(os.listdir(run))
     assert json.loads((run / rundir.CONFIG).read_text())["train_steps"] == 200
-    second = cli("train", "--run-dir", run, "--train-steps", 400)  # resumes with the stored settings
+    before = {p: (run / p).read_bytes() for p in os.listdir(run)}
+    # quick decays its learning rate to 0 at step 200: training on would not be the 400-step run
+    assert_usage_error(cli("train", "--run-dir", run, "--train-steps", 400), "warmup_cosine", "train_steps=200")
+    assert {p: (run / p).read_bytes() for p in os.listdir(run)} == before
+    constant = tmp_path / "constant"
+    assert cli("train", "--run-dir", constant, "--train-steps", 200, "--log-steps", 100, *TINY).returncode == 0
+    second = cli("train", "--run-dir", constant, "--train-steps", 400)  # resumes with the stored settings
     assert second.returncode == 0, second.stderr
     assert "trained to step 400" in second.stdout
-    assert [m["step"] for m in rundir.read_metrics(run)] == [100, 200, 300, 400]
+    assert [m["step"] for m in rundir.read_metrics(constant)] == [100, 200, 300, 400]
 
 
 def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
@@ -134,3 +140,14 @@ def test_help_and_argument_errors_do_not_load_jax():
              "print('jax' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_an_evaluation_too_large_for_the_exact_probe_is_refused_before_any_work(tmp_path):
+    assert_usage_error(cli("evaluate", "--run-dir", tmp_path, "--num-eval-batches", 9),
+                       "36864 samples", "at most 8 batches", "nystrom")
+    assert_usage_error(cli("sweep", "--out", tmp_path / "s", "--preset", "table1-quick", "--num-eval-batches", 9),
+                       "at most 8 batches")
+    assert not (tmp_path / "s").exists()
+    # the MLP probe has no size limit: the same request gets as far as the (missing) run
+    assert_usage_error(cli("evaluate", "--run-dir", tmp_path, "--num-eval-batches", 9, "--nonlinear-probe", "mlp"),
+                       "not a run directory")

@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from mmident_jax.config import EXACT_MAX_N
 from mmident_jax.probes.metrics import _padded, _r2_columns, _stack_blocks, _x64, kfold_splits, r2_score
 ALPHAS = (1.0, 0.1, 0.01, 0.001)
 GAMMAS = tuple(float(g) for g in np.logspace(-2, 2, 4))
 REFINEMENT_STEPS = 2
 NYSTROM_RANK = 1024
-EXACT_MAX_N = 33_000  # 20.6 n² bytes at the refit: n ≈ 33,000 fills 22 GiB
 _ALPHA_BATCH = 4
 _PREDICT_CHUNK = 2048
 
