@@ -1,7 +1,6 @@
 import json
-import os
-import subprocess
 import sys
+from pathlib import Path
 
 import chex
 import jax
@@ -11,6 +10,9 @@ from mmident_jax import losses, train
 from mmident_jax.config import ConfigError, replace
 from mmident_jax.imgtxt import dataset, experiment as imgtxt
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli import cli as run_cli  # noqa: E402
 
 TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2,
                     eval_size=64)
@@ -49,8 +51,7 @@ def test_config_is_validated():
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "mmident_jax", "imgtxt", *map(str, args)], capture_output=True,
-                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    return run_cli("imgtxt", *args)
 
 
 def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):

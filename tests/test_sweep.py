@@ -16,6 +16,7 @@ from mmident_jax.evaluation import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_worker import PRESET  # noqa: E402
+from test_cli import cli  # noqa: E402
 
 WORKER = str(Path(__file__).parent / "sweep_worker.py")
 
@@ -67,6 +68,7 @@ def test_vmapped_sweep_equals_separate_single_seed_runs():
                                    atol=1e-4)
 
 
+@pytest.mark.slow
 def test_eight_fake_devices_give_the_same_numbers(one_device):
     eight = worker_result(run_worker(devices=8))
     assert (one_device["devices"], eight["devices"]) == (1, 8)
@@ -74,6 +76,7 @@ def test_eight_fake_devices_give_the_same_numbers(one_device):
     np.testing.assert_allclose(eight["params"], one_device["params"], rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_numbers(one_device):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,13 +135,8 @@ def test_tables_have_the_papers_layout(tmp_path):
     assert len(csv_lines) == len(rows) + 1
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "mmident_jax", *map(str, args)], capture_output=True,
-                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
-
-
 @pytest.mark.parametrize("args, words", [
-    (["--preset", "table9"], ["unknown sweep preset", "table9"]),
+    (["--preset", "table9"], ["invalid choice: 'table9'", "table1-quick"]),
     (["--preset", "table1-quick", "--seeds", 0], ["--seeds", ">= 1"]),
 ])
 def test_bad_sweep_input_exits_2_with_one_line(tmp_path, args, words):
