@@ -90,9 +90,8 @@ def init(key: jax.Array, cfg: Config) -> dict:
 
 
 # Rows per block when encoding many samples, by backend. On a CPU XLA's matmuls lose speed as
-# rows grow past a few thousand (seen on 2 cores: 12288 x 750 @ 750 x 750 at ~125 GFLOP/s,
-# 1024 rows at ~195), so a long batch is encoded block by block (`lax.map`); accelerators
-# take the whole batch at once.
+# rows grow past a few thousand (benchmarks/README.md, "Encoding in blocks of rows"), so a long
+# batch is encoded block by block (`lax.map`); accelerators take the whole batch at once.
 BLOCK_ROWS = {"cpu": 1024}
 
 

@@ -53,8 +53,8 @@ def logsumexp_negatives(a: jax.Array, a_neg: jax.Array, positive: jax.Array, tem
     Equal to ``logsumexp(concatenate([-squared_distances(a, a_neg) / τ, positive[:, None]], 1), 1)``
     (to float32 round-off), but computed by tiles of `tile_rows` rows, each tile's logits
     made, reduced and (in the backward pass, which recomputes them) turned into gradients
-    while they are in cache: on a 2-core CPU at batch 6144 the loss with its gradient runs
-    4-5 times faster than the materialised form, in O(rows · m) memory.
+    while they are in cache, in O(rows · m) memory (its speed: benchmarks/README.md,
+    "Where the step time goes").
     """
     return _logsumexp_negatives_fwd(a, a_neg, positive, temperature)[0]
 
