@@ -153,7 +153,12 @@ def validate(cfg: Config) -> None:
         check(dim > 0, f"discrete_block {cfg.discrete_block!r} has no dimensions")
         check(not cfg.statistical_dependence, "statistical_dependence needs continuous blocks (discrete_block is set)")
         check(not (cfg.discrete_block == "s" and cfg.content_dependent_style),
-               "content_dependent_style needs a continuous style block (discrete_block is 's')")
+              "content_dependent_style needs a continuous style block (discrete_block is 's')")
+    # settings that another one would silently ignore
+    check(cfg.loss == "clip" or cfg.similarity == "l2",
+          f"similarity {cfg.similarity!r} applies to the clip loss; infonce is the paper's squared-L2 objective")
+    check(cfg.lr_schedule != "constant" or cfg.warmup_steps == 0,
+          f"warmup_steps {cfg.warmup_steps} applies to the warmup_cosine schedule, not to a constant learning rate")
 
 
 class Hyper(NamedTuple):

@@ -45,7 +45,7 @@ def load_config(run_dir, kind=Config):
         raise RunDirError(f"{run_dir} is not a run directory (no {CONFIG})")
     try:
         return kind.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ConfigError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ConfigError) as e:
         raise RunDirError(f"{path} is not a valid config: {e}") from None
 
 
@@ -104,7 +104,11 @@ def restore_checkpoint(run_dir, target, name: str = CHECKPOINT):
     path = Path(run_dir) / name
     if not path.is_file():
         raise RunDirError(f"{run_dir} has no checkpoint ({name}); train it first")
-    return serialization.from_bytes(target, path.read_bytes())
+    try:
+        return serialization.from_bytes(target, path.read_bytes())
+    except Exception as e:  # msgpack's and flax's errors for a truncated or foreign file
+        raise RunDirError(f"{path} is not a readable checkpoint of this run ({type(e).__name__}); "
+                          "restore it or start a new run") from None
 
 
 def append_metrics(run_dir, record: dict) -> None:

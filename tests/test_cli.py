@@ -86,6 +86,8 @@ def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
     (["--preset", "nope"], ["invalid choice: 'nope'", "paper"]),
     (["--lr", "fast"], ["--lr", "invalid float"]),
     (["--not-a-flag"], ["unrecognized", "--not-a-flag"]),
+    (["--similarity", "cosine"], ["similarity 'cosine' applies to the clip loss"]),
+    (["--warmup-steps", 10], ["warmup_steps 10 applies to the warmup_cosine schedule"]),
 ])
 def test_bad_train_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flags, words):
     run = tmp_path / "run"
@@ -117,8 +119,15 @@ def test_bad_evaluate_input_exits_2_and_keeps_results(tmp_path):
     (run / rundir.RESULTS).write_text("earlier results\n")
     assert_usage_error(cli("evaluate", "--run-dir", run, "--probes", "linear,magic"), "magic")
     assert_usage_error(cli("evaluate", "--run-dir", run, "--num-eval-batches", 0), "num-eval-batches")
+    checkpoint = (run / rundir.CHECKPOINT).read_bytes()
+    (run / rundir.CHECKPOINT).write_bytes(checkpoint[: len(checkpoint) // 2])  # truncated
+    assert_usage_error(cli("evaluate", "--run-dir", run), "not a readable checkpoint")
+    assert_usage_error(cli("train", "--run-dir", run), "not a readable checkpoint")
     os.remove(run / rundir.CHECKPOINT)
     assert_usage_error(cli("evaluate", "--run-dir", run), "no checkpoint")
+    config = (run / rundir.CONFIG).read_text()
+    (run / rundir.CONFIG).write_text(config[: len(config) // 2])
+    assert_usage_error(cli("evaluate", "--run-dir", run), "not a valid config")
     assert (run / rundir.RESULTS).read_text() == "earlier results\n"
 
 
