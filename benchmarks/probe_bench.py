@@ -1,13 +1,13 @@
 """Probe benchmark: `mmident_jax.probes` against scikit-learn on identical synthetic data.
 
     python benchmarks/probe_bench.py [--sizes 2048 4096] [--out FILE.json] [--smoke]
-                                     [--whole-eval-max-n 4096] [--repeats 3]
+                                     [--whole-eval-max-n 4096] [--repeats 3] [--sklearn-jobs -1]
 
 For each training size n (test size n too; inputs x ~ N(0, I_5), targets a smooth
 nonlinear function of x plus noise) it times and scores:
 
-- kernel: `kernel_ridge_r2` vs ``GridSearchCV(KernelRidge(kernel="rbf"))`` over the
-  same grid and 3 folds (targets: speed-up >= 1.5, |delta R²| <= 0.005);
+- kernel: `kernel_ridge_r2` vs ``GridSearchCV(KernelRidge(kernel="rbf"), n_jobs=-1)`` over
+  the same grid and 3 folds (targets: speed-up >= 1.5, |delta R²| <= 0.005);
 - nystrom: ``kernel_ridge_r2(approx="nystrom")`` against our exact probe;
 - linear: `linear_r2` vs ``LinearRegression``;
 - whole-eval: one evaluation, 2 encoders x 5 factor blocks (c, s, s_tilde, m1, m2;
@@ -20,6 +20,13 @@ Our times are the median of --repeats calls after one warm-up call (whose time,
 including compilation, is reported as first_s); scikit-learn runs once (it has no
 warm-up). --smoke uses n = 256 and one repeat. Prints a table and writes JSON
 (environment + every figure) to --out.
+
+The baseline is the original's evaluation (imantdaunhawer/multimodal-contrastive-learning,
+main_mlp.py): ``GridSearchCV(..., cv=3, n_jobs=-1)`` and ``LinearRegression(n_jobs=-1)``,
+i.e. the 48 fits of a grid search spread over every core. ``--sklearn-jobs`` sets
+scikit-learn's n_jobs (every row records it as ``theirs_n_jobs``); figures made before
+2026-11-29 (``benchmarks/results/probe_bench.json`` of 2026-11-28) ran the grid search
+with n_jobs=None, one fit at a time, and overstate the speed-up on a multi-core host.
 """
 
 from __future__ import annotations
@@ -68,9 +75,12 @@ def evaluation_data(n: int, seed: int = 0):
     return [(z[:n], z[n:]) for z in codes], [(b[:n], b[n:]) for b in blocks]
 
 
-def sklearn_kernel(x, y, x_test, y_test):
+SKLEARN_JOBS = -1  # as the original: every core (`--sklearn-jobs`)
+
+
+def sklearn_kernel(x, y, x_test, y_test, n_jobs=SKLEARN_JOBS):
     grid = {"alpha": list(probes.ALPHAS), "gamma": list(probes.GAMMAS)}
-    search = GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=3).fit(x, y)
+    search = GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=3, n_jobs=n_jobs).fit(x, y)
     return search.score(x_test, y_test), {k: float(v) for k, v in search.best_params_.items()}
 
 
@@ -90,13 +100,15 @@ def timed(fn, *args, repeats=1, warmup=0):
     return out[-1], timing
 
 
-def bench_size(n: int, repeats: int, whole_eval: bool) -> list[dict]:
+def bench_size(n: int, repeats: int, whole_eval: bool, n_jobs=SKLEARN_JOBS) -> list[dict]:
+    """The rows at size n; scikit-learn runs with `n_jobs` (recorded as ``theirs_n_jobs``)."""
     args = smooth_data(n)
     ours = {"repeats": repeats, "warmup": 1}
 
     (r2, params), t_ours = timed(probes.kernel_ridge_r2, *args, **ours)
-    (r2_sk, params_sk), t_sk = timed(sklearn_kernel, *args)
-    rows = [row("kernel", n, t_ours, t_sk, r2, r2_sk, params_ours=params, params_theirs=params_sk)]
+    (r2_sk, params_sk), t_sk = timed(sklearn_kernel, *args, n_jobs)
+    rows = [row("kernel", n, t_ours, t_sk, r2, r2_sk, params_ours=params, params_theirs=params_sk,
+                theirs_n_jobs=n_jobs)]
 
     def nystrom(*a):
         return probes.kernel_ridge_r2(*a, approx="nystrom")
@@ -106,12 +118,12 @@ def bench_size(n: int, repeats: int, whole_eval: bool) -> list[dict]:
                     rank=probes.NYSTROM_RANK))
 
     def sklearn_linear(x, y, x_test, y_test):
-        return LinearRegression().fit(x, y).score(x_test, y_test)
+        return LinearRegression(n_jobs=n_jobs).fit(x, y).score(x_test, y_test)
 
     (r2_lin, t_lin), (r2_sk_lin, t_sk_lin) = (
         timed(fit, *args, **ours) for fit in (probes.linear_r2, sklearn_linear)
     )
-    rows.append(row("linear", n, t_lin, t_sk_lin, r2_lin, r2_sk_lin))
+    rows.append(row("linear", n, t_lin, t_sk_lin, r2_lin, r2_sk_lin, theirs_n_jobs=n_jobs))
 
     if whole_eval:
         codes, blocks = evaluation_data(n)
@@ -122,17 +134,18 @@ def bench_size(n: int, repeats: int, whole_eval: bool) -> list[dict]:
                     for r in probes.kernel_ridge_r2_blocks(z, train_blocks, z_test, test_blocks)]
 
         def sklearn_eval():
-            return [sklearn_kernel(z, b, z_test, b_test) for z, z_test in codes for b, b_test in blocks]
+            return [sklearn_kernel(z, b, z_test, b_test, n_jobs) for z, z_test in codes for b, b_test in blocks]
 
         (res, t_eval), (res_sk, t_eval_sk) = timed(ours_eval, repeats=1, warmup=1), timed(sklearn_eval)
         rows.append(row(
             "whole-eval", n, t_eval, t_eval_sk, [r for r, _ in res], [r for r, _ in res_sk],
             blocks=list(BLOCKS), params_disagree=sum(p != q for (_, p), (_, q) in zip(res, res_sk)),
+            theirs_n_jobs=n_jobs,
         ))
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], n_jobs=SKLEARN_JOBS) -> None:
     print(f"{'n':>6} {'probe':<11} {'ours s':>8} {'first s':>8} {'theirs s':>9} {'speedup':>8} "
           f"{'R2 ours':>8} {'R2 theirs':>9} {'|dR2|':>8}  params (ours / theirs)")
     for r in rows:
@@ -141,7 +154,8 @@ def print_table(rows: list[dict]) -> None:
         print(f"{r['n']:>6} {r['probe']:<11} {r['ours']['median_s']:>8.3f} {r['ours']['first_s']:>8.3f} "
               f"{r['theirs']['median_s']:>9.3f} {r['speedup']:>8.2f} {np.mean(r['r2_ours']):>8.4f} "
               f"{np.mean(r['r2_theirs']):>9.4f} {r['abs_r2_diff']:>8.1e}  {params}")
-    print("(nystrom compares against our exact probe; whole-eval R2 columns are means over 10 entries)")
+    print("(nystrom compares against our exact probe; whole-eval R2 columns are means over 10 entries; "
+          f"scikit-learn n_jobs={n_jobs})")
 
 
 def main(argv=None) -> None:
@@ -150,14 +164,17 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_bench.json"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whole-eval-max-n", type=int, default=4096)
+    parser.add_argument("--sklearn-jobs", type=int, default=-1,
+                        help="scikit-learn's n_jobs (default -1, every core, as the original; 0 means None)")
     parser.add_argument("--smoke", action="store_true", help="n = 256, one repeat: a few seconds")
     args = parser.parse_args(argv)
+    n_jobs = args.sklearn_jobs or None
     sizes, repeats = ([256], 1) if args.smoke else (args.sizes, args.repeats)
     rows = []
     for n in sizes:
         print(f"n = {n} ...", file=sys.stderr, flush=True)
-        rows += bench_size(n, repeats, whole_eval=n <= args.whole_eval_max_n)
-    print_table(rows)
+        rows += bench_size(n, repeats, whole_eval=n <= args.whole_eval_max_n, n_jobs=n_jobs)
+    print_table(rows, n_jobs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": environment(), "args": vars(args) | {"out": str(args.out)},
                                     "rows": rows}, indent=2, default=str))

@@ -9,6 +9,8 @@ One script per question, each timed with `timing.py` (see benchmarks/README.md):
 - sweep      sweep_bench.py      seed-vmap scaling (recorded as skipped where the script is absent)
 - probe      probe_bench.py      probe speed and R² vs scikit-learn
 - profile    profile_bench.py    where the time of one paper-config train step goes
+- sweep_program  sweep_program_bench.py  the sweep's own vmapped program at paper scale: R runs x precision,
+             the evaluation of one run, and the projected wall time of `sweep --preset table1`
 
 Each script's ``main(argv)`` is called with ``--out FILE`` (and ``--smoke``), and
 the JSON it writes becomes one section of ``DIR/bench_<device kind>[_smoke].json``
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment  # noqa: E402
 
 SCRIPTS = {"train": "train_bench", "precision": "precision_bench", "sweep": "sweep_bench", "probe": "probe_bench",
-           "profile": "profile_bench"}
+           "profile": "profile_bench", "sweep_program": "sweep_program_bench"}
 
 
 def run_script(name: str, module_name: str, smoke: bool, tmp: Path) -> dict:

@@ -65,6 +65,18 @@ def _gather(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def stack_runs(runs: list[tuple[Setting, int]]) -> tuple[np.ndarray, Hyper]:
+    """The runs' root keys and per-run numbers, stacked on a leading run axis (host arrays)."""
+    keys = np.stack([np.asarray(jax.random.PRNGKey(seed)) for _, seed in runs])
+    return keys, jax.tree.map(lambda *xs: np.stack(xs), *(jax.device_get(hyper(s.cfg)) for s, _ in runs))
+
+
+def chunk_program(cfg: Config, n: int):
+    """`(stacked states, stacked hp) -> (states, losses)`: n steps of every run, vmapped, jitted, donating."""
+    run = train.make_run(cfg)
+    return jax.jit(jax.vmap(lambda s, h: run(s, h, n)), donate_argnums=0)
+
+
 def train_group(cfg: Config, runs: list[tuple[Setting, int]], out: Path | None = None,
                 name: str = "", on_chunk=None) -> train.TrainState:
     """Train the runs of one program together; returns their stacked final state (host arrays).
@@ -76,20 +88,19 @@ def train_group(cfg: Config, runs: list[tuple[Setting, int]], out: Path | None =
     """
     mesh = _mesh()
     padded = runs + [runs[-1]] * ((-len(runs)) % mesh.size)  # every device gets as many runs
-    keys = np.stack([np.asarray(jax.random.PRNGKey(seed)) for _, seed in padded])
-    hp = jax.tree.map(lambda *xs: np.stack(xs), *(jax.device_get(hyper(s.cfg)) for s, _ in padded))
+    keys, hp = stack_runs(padded)
     init = jax.jit(jax.vmap(train.make_init(cfg)))
     if out is not None and (out / name).exists():
         state = rundir.restore_checkpoint(out, jax.eval_shape(init, keys, hp), name)
     else:  # on one device: the mixers' batched SVDs do not partition
         state = jax.device_get(init(keys, hp))
     state, hp = _shard(state, mesh), _shard(hp, mesh)
-    run, chunks = train.make_run(cfg), {}
+    chunks = {}
     step = int(_gather(state.step)[0])
     while step < cfg.train_steps:
         n = train.chunk_length(cfg, step)
         if n not in chunks:
-            chunks[n] = jax.jit(jax.vmap(lambda s, h, n=n: run(s, h, n)), donate_argnums=0)
+            chunks[n] = chunk_program(cfg, n)
         state, losses = chunks[n](state, hp)
         step += n
         losses = _gather(losses)[:len(runs)]

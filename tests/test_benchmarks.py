@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,6 +31,7 @@ def check_throughput(row: dict, backend: str) -> None:
     assert peak is None if backend == "cpu" else (isinstance(peak, int) and peak > 0)
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_documented_json(tmp_path):
     proc = subprocess.run([sys.executable, "benchmarks/run.py", "--smoke", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -43,7 +46,7 @@ def test_smoke_run_writes_documented_json(tmp_path):
     assert env["device_count"] >= 1
     assert result["smoke"] is True
     bench = result["benchmarks"]
-    assert set(bench) == {"train", "precision", "sweep", "probe", "profile"}
+    assert set(bench) == {"train", "precision", "sweep", "probe", "profile", "sweep_program"}
     assert not any("error" in section for section in bench.values())
 
     train = bench["train"]
@@ -79,6 +82,10 @@ def test_smoke_run_writes_documented_json(tmp_path):
     for row in probe["rows"]:
         assert positive(row["ours"]["median_s"]) and positive(row["theirs"]["median_s"])
 
+    program = bench["sweep_program"]
+    assert program["rows"] and all("step_s" in row for row in program["rows"])
+    assert program["projection"]["best"]["wall_s"] > 0
+
     profile = bench["profile"]
     assert profile["batches"]
     for row in profile["batches"]:
@@ -102,3 +109,79 @@ def test_smoke_run_writes_documented_json(tmp_path):
         if "error" not in view:  # a trace the profiler could not take is recorded, not fatal
             assert positive(view["op_s"]) and view["threads"] >= 1 and view["top_sources"]
             assert abs(sum(c["share"] for c in view["by_category"]) - 1) < 1e-6
+
+
+def load_sweep_program_bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sweep_program_bench
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return sweep_program_bench
+
+
+def test_sweep_program_estimate_between_and_beyond_measured_runs():
+    estimate = load_sweep_program_bench().estimate
+    points = {1: 1.0, 3: 2.0, 10: 9.0}
+    assert estimate(points, 3) == (2.0, "measured")
+    assert estimate(points, 6) == (2.0 + 7.0 * 3 / 7, "interpolated")
+    assert estimate(points, 30) == (9.0 + 7.0 * 20 / 7, "extrapolated")
+    assert estimate({3: 2.0}, 6) == (4.0, "proportional")
+
+
+@pytest.mark.slow
+def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
+    """R = 1 and 3 timed; table1's groups of 3 use R = 3's step, its groups of 6 the line through R = 1 and 3."""
+    out = tmp_path / "sweep_program.json"
+    proc = subprocess.run([sys.executable, "benchmarks/sweep_program_bench.py", "--smoke", "--runs", "1,3",
+                           "--precisions", "float32", "--eval-batch-size", "64", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "projected `mmident-jax sweep --preset table1`" in proc.stdout
+    result = json.loads(out.read_text())
+    backend = result["environment"]["backend"]
+    assert result["smoke"] is True and result["config"]["batch_size"] == 64
+    assert result["timed_setting"]["mechanism"] == "multimodal"
+
+    groups = result["table1_groups"]  # two mechanisms: p_chg 1 and 0.75 share a program, the others not
+    assert sorted(g["runs"] for g in groups) == [3] * 6 + [6] * 2
+    assert all(g["train_steps"] == 300_001 and positive(g["run_step_flops"]) for g in groups)
+
+    peak = result["matmul_peaks"]["float32"]["flops_per_s"]
+    rows = {row["runs"]: row for row in result["rows"]}
+    assert list(rows) == [1, 3]
+    for r, row in rows.items():
+        assert row["precision"] == "float32" and row["steps_per_call"] == 2 and row["finite"]
+        check_timing({**row["timing"], "compile_s": row["compile_s"]})
+        assert positive(row["init_s"])
+        assert math.isclose(row["step_s"], row["timing"]["median_s"] / 2)
+        assert math.isclose(row["run_steps_per_s"], r / row["step_s"])
+        assert math.isclose(row["samples_per_s"], r * 64 / row["step_s"])
+        assert row["step_flops"] == r * row["run_step_flops"] == r * groups[4]["run_step_flops"]
+        assert math.isclose(row["flops_per_s"], row["step_flops"] / row["step_s"])
+        assert math.isclose(row["fraction_of_fp32_matmul_peak"], row["flops_per_s"] / peak)
+        assert math.isclose(row["speedup_vs_sequential"], r * rows[1]["step_s"] / row["step_s"])
+        assert row["memory"]["program_bytes"] > 0
+        if backend == "cpu":
+            assert row["vendor_peak_flops_per_s"] is None and row["fraction_of_vendor_peak"] is None
+            assert row["memory"]["device_peak_bytes"] is None
+
+    ev = result["evaluation"]
+    assert ev["n"] == 5 * 64 and ev["memory_needed_bytes"] == int(20.6 * 320 ** 2)
+    assert positive(ev["steady_s"]) and positive(ev["validation_loss_s"])
+    assert math.isclose(ev["run_s"], ev["steady_s"] + ev["validation_loss_s"])
+
+    p = result["projection"]
+    assert p["runs"] == 30 and p["train_steps"] == 300_001 and p["includes_evaluation"]
+    assert math.isclose(p["evaluation_s"], 30 * ev["run_s"])  # one call each: compilation counted in run_s
+    f32 = p["by_precision"]["float32"]
+    s1, s3 = rows[1]["step_s"], rows[3]["step_s"]
+    s6 = s3 + (s3 - s1) * (6 - 3) / (3 - 1)
+    assert [(g["runs"], g["source"]) for g in f32["groups"]] == [
+        (g["runs"], "measured" if g["runs"] == 3 else "extrapolated") for g in groups]
+    assert math.isclose(f32["train_s"], 300_001 * (6 * s3 + 2 * s6))
+    assert f32["train_s_flop_scaled"] < f32["train_s"]  # the original mechanism's encoders are smaller
+    assert positive(f32["compile_and_init_s"])
+    assert math.isclose(f32["wall_s"], f32["train_s"] + f32["compile_and_init_s"] + p["evaluation_s"])
+    assert math.isclose(f32["sequential_train_s"], 30 * 300_001 * s1)
+    assert p["best"] == {"precision": "float32", "wall_s": f32["wall_s"], "wall_h": f32["wall_s"] / 3600}
