@@ -11,6 +11,7 @@ One script per question, each timed with `timing.py` (see benchmarks/README.md):
 - profile    profile_bench.py    where the time of one paper-config train step goes
 - sweep_program  sweep_program_bench.py  the sweep's own vmapped program at paper scale: R runs x precision,
              the evaluation of one run, and the projected wall time of `sweep --preset table1`
+- metrics    metrics_bench.py    MCC (Pearson, Spearman; in and out of sample) and DCI vs numpy/scipy/scikit-learn
 
 Each script's ``main(argv)`` is called with ``--out FILE`` (and ``--smoke``), and
 the JSON it writes becomes one section of ``DIR/bench_<device kind>[_smoke].json``
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment  # noqa: E402
 
 SCRIPTS = {"train": "train_bench", "precision": "precision_bench", "sweep": "sweep_bench", "probe": "probe_bench",
-           "profile": "profile_bench", "sweep_program": "sweep_program_bench"}
+           "profile": "profile_bench", "sweep_program": "sweep_program_bench", "metrics": "metrics_bench"}
 
 
 def run_script(name: str, module_name: str, smoke: bool, tmp: Path) -> dict:

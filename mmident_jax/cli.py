@@ -1,4 +1,4 @@
-"""The `mmident-jax` command: `train`, `evaluate`, `sweep` and `imgtxt`.
+"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score` and `imgtxt`.
 
 Bad input exits with status 2 and one line naming the problem; nothing existing is
 overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import sys
 
-from mmident_jax import presets
+from mmident_jax import presets, score
 from mmident_jax.config import EVAL_BATCH_SIZE, NONLINEAR_PROBES, PROBES, Config, ConfigError, check_eval_size, replace
 from mmident_jax.imgtxt.config import ImgTxtConfig
 
@@ -137,6 +137,7 @@ def build_parser() -> Parser:
     sweep.add_argument("--distributed", action="store_true",
                        help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides")
     sweep.add_argument("--no-progress", action="store_true", help="no progress display")
+    score.add_parser(commands)
     report = commands.add_parser("report", help="rewrite a finished sweep's tables and figures from its stored rows")
     report.add_argument("--out", required=True, help="a sweep's directory (with sweep.json)")
     _add_imgtxt(commands)
@@ -336,7 +337,7 @@ def main(argv=None) -> int:
     from mmident_jax.train import TrainingDiverged
 
     try:
-        {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report,
+        {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report, "score": score.run,
          "imgtxt": _imgtxt}[args.command](args)
     except (ConfigError, RunDirError, DatasetError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax import driver, latents, probes as P, rundir, train
+from mmident_jax import driver, latents, probes as P, report, rundir, train
 from mmident_jax.config import EVAL_BATCH_SIZE as BATCH_SIZE, NONLINEAR_PROBES, PROBES, Config, Hyper, hyper
 
 COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
@@ -191,12 +191,7 @@ def to_csv(rows: list[dict]) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """The results as an aligned text table."""
-    columns = [c for c in list(COLUMNS) + ["r2_mlp"] if any(c in row for row in rows)]
-    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    body = [[cell(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(v.rjust(w) for v, w in zip(cells, widths))
-    return "\n".join([line(columns)] + [line(r) for r in body])
+    return report.text_table(rows, [c for c in list(COLUMNS) + ["r2_mlp"] if any(c in row for row in rows)])
 
 
 def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,

@@ -43,6 +43,21 @@ def csv_text(rows: list[dict], columns) -> str:
     return out.getvalue()
 
 
+def text_table(rows: list[dict], columns) -> str:
+    """The rows as an aligned text table: floats to 3 decimals, absent values blank.
+
+    >>> print(text_table([{"block": "c", "r2": 0.98765}, {"block": "s"}], ("block", "r2")))
+    block     r2
+        c  0.988
+        s
+    """
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+    body = [[cell(row[c]) if c in row else "" for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(v.rjust(w) for v, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(columns)] + [line(r) for r in body])
+
+
 def mean_std(mean: float, std: float) -> str:
     """A table cell: mean ± std with two decimals; "–" for a missing (NaN) mean."""
     return "–" if math.isnan(mean) else f"{mean:.2f}±{std:.2f}"

@@ -1,7 +1,8 @@
 """The run directory: `config.json`, `checkpoint.msgpack`, `metrics.jsonl`, `results.csv`.
 
 Checkpoints are Flax msgpack files written atomically (temporary file, fsync, rename),
-so a crash mid-write leaves the previous checkpoint intact.
+so a crash mid-write leaves the previous checkpoint intact. JAX and Flax load only when a
+checkpoint is written or read, so the command line can check a run directory at once.
 
 Example:
     >>> import tempfile
@@ -18,9 +19,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import jax
-from flax import serialization
 
 from mmident_jax.config import Config, ConfigError
 
@@ -92,6 +90,9 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def save_checkpoint(run_dir, state, name: str = CHECKPOINT) -> None:
     """Atomically write a pytree of arrays (the training state)."""
+    import jax
+    from flax import serialization
+
     write_atomic(Path(run_dir) / name, serialization.to_bytes(jax.device_get(state)))
 
 
@@ -104,6 +105,8 @@ def restore_checkpoint(run_dir, target, name: str = CHECKPOINT):
     path = Path(run_dir) / name
     if not path.is_file():
         raise RunDirError(f"{run_dir} has no checkpoint ({name}); train it first")
+    from flax import serialization
+
     try:
         return serialization.from_bytes(target, path.read_bytes())
     except Exception as e:  # msgpack's and flax's errors for a truncated or foreign file

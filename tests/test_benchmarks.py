@@ -46,7 +46,7 @@ def test_smoke_run_writes_documented_json(tmp_path):
     assert env["device_count"] >= 1
     assert result["smoke"] is True
     bench = result["benchmarks"]
-    assert set(bench) == {"train", "precision", "sweep", "probe", "profile", "sweep_program"}
+    assert set(bench) == {"train", "precision", "sweep", "probe", "profile", "sweep_program", "metrics"}
     assert not any("error" in section for section in bench.values())
 
     train = bench["train"]
