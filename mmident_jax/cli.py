@@ -14,7 +14,8 @@ import dataclasses
 import sys
 
 from mmident_jax import presets, score
-from mmident_jax.config import EVAL_BATCH_SIZE, NONLINEAR_PROBES, PROBES, Config, ConfigError, check_eval_size, replace
+from mmident_jax.config import (EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config,
+                                ConfigError, check_eval_size, replace)
 from mmident_jax.imgtxt.config import ImgTxtConfig
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
@@ -97,6 +98,19 @@ def _add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], co
             parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
 
 
+def _add_metrics(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", default="", help=f"identifiability metrics to add, comma-separated subset of "
+                        f"{','.join(IDENTIFIABILITY_METRICS)} (docs/metrics.md; default none)")
+
+
+def _metrics(args) -> tuple[str, ...]:
+    metrics = tuple(m for m in args.metrics.split(",") if m)
+    unknown = [m for m in metrics if m not in IDENTIFIABILITY_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {','.join(IDENTIFIABILITY_METRICS)}")
+    return metrics
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="mmident-jax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +132,7 @@ def build_parser() -> Parser:
     evaluate.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES, default="kernel",
                           help="what r2_nonlinear is: kernel ridge (default) or mlp, scikit-learn's "
                                "MLPRegressor(max_iter=1000) as the original's --mlp-eval")
+    _add_metrics(evaluate)
     evaluate.add_argument("--no-progress", action="store_true", help="no progress display")
 
     sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
@@ -131,6 +146,7 @@ def build_parser() -> Parser:
                             "4096; small values make quick checks quick)")
     sweep.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES,
                        help="what r2_nonlinear is: kernel ridge (default) or mlp (the original's --mlp-eval)")
+    _add_metrics(sweep)
     sweep.add_argument("--coordinator-address", help="multi-host: host:port of process 0")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
@@ -219,9 +235,10 @@ def _evaluate(args) -> None:
     if args.num_eval_batches < 1:
         raise ConfigError(f"--num-eval-batches must be >= 1, got {args.num_eval_batches}")
     check_eval_size(args.num_eval_batches, EVAL_BATCH_SIZE, probes, args.nonlinear_probe)
+    metrics = _metrics(args)
     table = evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
                          permuted_content=args.permuted_content, nonlinear_probe=args.nonlinear_probe,
-                         progress=not args.no_progress)
+                         metrics=metrics, progress=not args.no_progress)
     print(format_table(table))
 
 
@@ -240,7 +257,7 @@ def _sweep(args) -> None:
         raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
     preset = presets.sweep_preset(args.preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
-        nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size)
+        nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size, metrics=_metrics(args))
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
     from mmident_jax import sweep
 
@@ -253,6 +270,8 @@ def _sweep(args) -> None:
         identity["nonlinear_probe"] = preset.nonlinear_probe
     if args.eval_size is not None:
         identity["eval_size"] = args.eval_size
+    if preset.metrics:
+        identity["metrics"] = list(preset.metrics)
     sweep.prepare_out(out, identity)
     rows = sweep.sweep(preset, out, progress=not args.no_progress)
     import jax

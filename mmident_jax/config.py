@@ -22,6 +22,7 @@ __all__ = ["Config", "ConfigError", "Hyper", "PAPER", "QUICK", "Settings", "chec
 EVAL_BATCH_SIZE = 4096  # samples per evaluation batch, as the original
 EXACT_MAX_N = 33_000  # samples of the exact kernel ridge probe: 20.6 n² bytes at its refit (docs/probes.md, "Memory")
 PROBES = ("linear", "kernel", "mlp")  # evaluation probes
+IDENTIFIABILITY_METRICS = ("mcc", "dci", "ceiling")  # evaluation's --metrics (docs/metrics.md)
 NONLINEAR_PROBES = ("kernel", "mlp")  # what fills r2_nonlinear: kernel ridge, or the original's --mlp-eval
 LOSSES = ("infonce", "clip")
 SIMILARITIES = ("l2", "cosine")

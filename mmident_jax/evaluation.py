@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmident_jax import driver, latents, probes as P, report, rundir, train
-from mmident_jax.config import EVAL_BATCH_SIZE as BATCH_SIZE, NONLINEAR_PROBES, PROBES, Config, Hyper, hyper
+from mmident_jax.config import (EVAL_BATCH_SIZE as BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES,
+                                Config, Hyper, hyper)
 
 COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
 VALIDATION_SIZE = 2000  # samples of the validation loss (the paper's encoding-size ablation)
@@ -73,22 +74,71 @@ def probe_key(run_key: jax.Array, kind: str, block: int, encoder: int) -> jax.Ar
     return jax.random.fold_in(jax.random.fold_in(key, block), encoder)
 
 
+def dependence_ceilings(y_val: dict, y_test: dict) -> dict[str, dict[str, float]]:
+    """Per probe ("linear", "kernel") and block: the R² with which the true content c predicts the block."""
+    from mmident_jax import identifiability as I
+
+    names = list(y_val)
+    with jax.enable_x64(True):
+        return {probe: dict(zip(names, I.dependence_ceilings(y_val["c"], [y_val[k] for k in names], y_test["c"],
+                                                             [y_test[k] for k in names], probe=probe)))
+                for probe in ("linear", "kernel")}
+
+
+def identifiability_columns(x_val, x_test, y_val: dict, y_test: dict, metrics, r2: dict,
+                            ceilings: dict | None = None) -> dict[str, dict]:
+    """Per block: the `metrics` of docs/metrics.md for standardised codes and the blocks (val/test).
+
+    "mcc": Pearson and Spearman MCC in and out of sample; "dci": disentanglement (of all
+    blocks' dimensions together), and completeness and informativeness averaged over the
+    block; "ceiling": the `dependence_ceilings` and, beside the codes' R² in `r2`
+    (block -> {"r2_linear", "r2_nonlinear"}), the normalised scores `norm_linear`, `norm_nonlinear`.
+    """
+    from mmident_jax import identifiability as I
+    from mmident_jax.score import mcc_columns
+
+    names = list(y_val)
+    stops = np.cumsum([y_val[k].shape[1] for k in names])
+    slices = {k: slice(stop - y_val[k].shape[1], stop) for k, stop in zip(names, stops)}
+    z_val, z_test = (np.concatenate([y[k] for k in names], axis=1) for y in (y_val, y_test))
+    out = {k: {} for k in names}
+    with jax.enable_x64(True):
+        if "mcc" in metrics:
+            for k, columns in mcc_columns(z_val, x_val, z_test, x_test, slices).items():
+                out[k].update(columns)
+        if "dci" in metrics:
+            d = I.dci(x_val, z_val, x_test, z_test)
+            for k, cols in slices.items():
+                out[k].update(dci_d=d.disentanglement, dci_c=float(np.mean(d.factor_completeness[cols])),
+                              dci_i=float(np.mean(d.factor_informativeness[cols])))
+    if "ceiling" in metrics and "c" in y_val:
+        ceilings = ceilings or dependence_ceilings(y_val, y_test)
+        for probe, column in (("linear", "r2_linear"), ("kernel", "r2_nonlinear")):
+            for k in names:
+                out[k][f"ceiling_{probe}"] = ceilings[probe][k]
+                if k != "c" and not math.isnan(r2[k].get(column, math.nan)):
+                    out[k][f"norm_{column[3:]}"] = I.normalized_score(r2[k][column], ceilings[probe][k])
+    return out
+
+
 def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"), num_batches: int = 1,
              batch_size: int = BATCH_SIZE, permuted_content: bool = False, nonlinear_probe: str = "kernel",
-             progress=None) -> list[dict]:
+             metrics=(), progress=None) -> list[dict]:
     """Rows of the results table: encoding, predicted_factors, r2_linear, r2_nonlinear (, r2_mlp).
 
     "kernel" in `probes` fills `r2_nonlinear` (NaN when not asked for) with the
     `nonlinear_probe`: "kernel" ridge (the paper's tables) or "mlp", scikit-learn's
     `MLPRegressor(max_iter=1000)` as the original's `--mlp-eval` (`probes.mlp_regressor_r2`).
-    "mlp" in `probes` adds an `r2_mlp` column (the early-stopped `probes.mlp_r2`). The blocks of `cfg.discrete_block` are classified instead, per
+    "mlp" in `probes` adds an `r2_mlp` column (the early-stopped `probes.mlp_r2`).
+    `metrics` (a subset of "mcc", "dci", "ceiling") adds the identifiability metrics of
+    continuous blocks (`identifiability_columns`). The blocks of `cfg.discrete_block` are classified instead, per
     dimension: `acc_linear` (logistic regression), `acc_nonlinear` (MLP classifier,
     for "kernel" or "mlp") and `chance` = 1/k. `progress(message)` is called before
     each probe runs.
     """
-    unknown = [p for p in probes if p not in PROBES]
+    unknown = [p for p in probes if p not in PROBES] + [m for m in metrics if m not in IDENTIFIABILITY_METRICS]
     if unknown or nonlinear_probe not in NONLINEAR_PROBES:
-        raise ValueError(f"unknown probe {unknown[0] if unknown else nonlinear_probe!r}")
+        raise ValueError(f"unknown probe or metric {unknown[0] if unknown else nonlinear_probe!r}")
     hp = hyper(cfg)
     data = jax.jit(eval_data, static_argnums=(1, 3, 4, 5, 6))
     val = data(state, cfg, hp, 0, num_batches, batch_size, permuted_content)
@@ -98,6 +148,10 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
     continuous = [k for k in names if k not in discrete]
     targets = lambda split, keys: [np.asarray(split[1][k]) for k in keys]
     labels = lambda split: [np.asarray(latents.categories(y, cfg.categories)) for y in targets(split, discrete)]
+    ceilings = None
+    if "ceiling" in metrics and "c" in continuous:  # the latents' own: the same for both encoders
+        ceilings = dependence_ceilings(dict(zip(continuous, targets(val, continuous))),
+                                       dict(zip(continuous, targets(test, continuous))))
     rows = []
     for e, encoding in enumerate(("hz1", "hz2")):
         mean, std = P.standardize_fit(val[0][e])
@@ -131,6 +185,11 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
                     if "acc_nonlinear" not in scores[name]:
                         key = probe_key(state.key, "mlp_classifier", i, e)
                         scores[name]["acc_nonlinear"] = P.mlp_accuracy(x_val, t_val, x_test, t_test, key=key)
+        if metrics and continuous:
+            extra = identifiability_columns(x_val, x_test, dict(zip(continuous, y_val)), dict(zip(continuous, y_test)),
+                                            metrics, scores, ceilings)
+            for name, columns in extra.items():
+                scores[name].update(columns)
         rows.extend(scores.values())
     return rows
 
@@ -191,11 +250,30 @@ def to_csv(rows: list[dict]) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """The results as an aligned text table."""
-    return report.text_table(rows, [c for c in list(COLUMNS) + ["r2_mlp"] if any(c in row for row in rows)])
+    extra = sorted({k for row in rows for k in row} - set(COLUMNS) - {"r2_mlp"})
+    return report.text_table(rows, [c for c in [*COLUMNS, "r2_mlp", *extra] if any(c in row for row in rows)])
+
+
+def correlation_panels(state: train.TrainState, cfg: Config, batch_size: int = BATCH_SIZE) -> list[tuple]:
+    """Per encoder: |Pearson correlation| of every latent dimension with every code dimension on the
+    validation batch, codes ordered as matched to the latents (MCC's assignment), for `report.correlation_heatmaps`."""
+    from mmident_jax import identifiability as I
+
+    codes, labels, _ = jax.jit(eval_data, static_argnums=(1, 3, 4, 5))(state, cfg, hyper(cfg), 0, 1, batch_size)
+    names = [k for k in latents.BLOCK_NAMES if labels[k].shape[1]]
+    z = np.concatenate([np.asarray(labels[k]) for k in names], axis=1)
+    rows = [f"{k}[{j}]" for k in names for j in range(labels[k].shape[1])]
+    panels = []
+    for encoding, h in zip(("hz1", "hz2"), map(np.asarray, codes)):
+        corr = np.asarray(I.correlation(z, h))
+        matched = [int(c) for c in np.asarray(I.mcc(z, h).code_index)]
+        order = matched + [c for c in range(h.shape[1]) if c not in matched]
+        panels.append((f"{encoding}: latents x codes (matched order)", corr[:, order], rows, [f"h{c}" for c in order]))
+    return panels
 
 
 def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
-                 permuted_content: bool = False, nonlinear_probe: str = "kernel",
+                 permuted_content: bool = False, nonlinear_probe: str = "kernel", metrics=(),
                  progress: bool = True) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir)
@@ -206,9 +284,11 @@ def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
         console = Console(stderr=True)
         with console.status("probing") as status:
             rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content,
-                            nonlinear_probe=nonlinear_probe, progress=status.update)
+                            nonlinear_probe=nonlinear_probe, metrics=metrics, progress=status.update)
     else:
         rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content,
-                        nonlinear_probe=nonlinear_probe)
+                        nonlinear_probe=nonlinear_probe, metrics=metrics)
     rundir.write_atomic(Path(run_dir) / rundir.RESULTS, to_csv(rows).encode())
+    if "mcc" in metrics:
+        report.correlation_heatmaps(Path(run_dir) / "correlations.png", correlation_panels(state, cfg))
     return rows

@@ -53,20 +53,22 @@ class SweepPreset:
     num_eval_batches: int = 5
     probes: tuple[str, ...] = ("linear", "kernel")
     nonlinear_probe: str = "kernel"
+    metrics: tuple[str, ...] = ()  # identifiability metrics of evaluation: "mcc", "dci", "ceiling"
     permuted_content: bool = False
     eval_batch_size: int = EVAL_BATCH_SIZE
     labels: tuple[str, ...] = TABLE_LABELS
     report: str = "tables"
 
     def with_overrides(self, *, seeds=None, train_steps=None, num_eval_batches=None,
-                       nonlinear_probe=None, eval_size=None) -> "SweepPreset":
-        """The preset with other seeds, steps, evaluation batches or size, or another nonlinear probe."""
+                       nonlinear_probe=None, eval_size=None, metrics=None) -> "SweepPreset":
+        """The preset with other seeds, steps, evaluation batches, size, nonlinear probe or metrics."""
         settings = self.settings if train_steps is None else tuple(
             replace(s, cfg=replace(s.cfg, train_steps=train_steps)) for s in self.settings)
         return replace(self, settings=settings, seeds=seeds or self.seeds,
                        num_eval_batches=num_eval_batches or self.num_eval_batches,
                        nonlinear_probe=nonlinear_probe or self.nonlinear_probe,
-                       eval_batch_size=eval_size or self.eval_batch_size)
+                       eval_batch_size=eval_size or self.eval_batch_size,
+                       metrics=self.metrics if metrics is None else tuple(metrics))
 
 
 GENERATIVE = ((1.0, False, False), (0.75, False, False), (0.75, True, False),

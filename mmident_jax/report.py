@@ -126,6 +126,27 @@ def loss_curves(out: Path) -> list[tuple[dict, list[int], list[float]]]:
     return curves
 
 
+def correlation_heatmaps(path: Path, panels: list[tuple[str, np.ndarray, list[str], list[str]]]) -> bool:
+    """|correlation| heatmaps side by side: (title, matrix latents x codes, row labels, column labels) each.
+
+    False (nothing written) when matplotlib is missing.
+    """
+    plt = pyplot()
+    if plt is None:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.45 * sum(len(p[3]) for p in panels) + 3 * len(panels),
+                                                      0.3 * max(len(p[2]) for p in panels) + 1.5), squeeze=False)
+    for ax, (title, corr, rows, columns) in zip(axes[0], panels):
+        image = ax.imshow(np.abs(corr), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xticks(range(len(columns)), columns, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), label="|Pearson correlation|")
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return True
+
+
 # ------------------------------------------------------------------ the paper's tables
 
 

@@ -168,7 +168,7 @@ def _check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- scoring
 
 
-def _mcc_columns(z_val, h_val, z_test, h_test, slices: dict[str, slice]) -> dict[str, dict]:
+def mcc_columns(z_val, h_val, z_test, h_test, slices: dict[str, slice]) -> dict[str, dict]:
     """MCC in/out, Pearson/Spearman, of each slice of latent columns against all codes."""
     from mmident_jax import identifiability as I
 
@@ -243,7 +243,7 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
             for k, (r2, _) in zip(targets, P.kernel_ridge_r2_blocks(h_val, ys_val, h_test, ys_test, **kernel)):
                 rows[k]["r2_kernel"] = r2
         if "mcc" in metrics:
-            for k, columns in _mcc_columns(z_val, h_val, z_test, h_test, slices).items():
+            for k, columns in mcc_columns(z_val, h_val, z_test, h_test, slices).items():
                 rows[k].update(columns)
         if "dci" in metrics:
             d = I.dci(h_val, z_val, h_test, z_test)

@@ -124,7 +124,8 @@ def evaluate_group(state: train.TrainState, runs: list[tuple[Setting, int]], pre
         run_state = jax.tree.map(lambda x: x[i], state)
         table = evaluate(run_state, setting.cfg, probes=preset.probes,
                          num_batches=preset.num_eval_batches, batch_size=preset.eval_batch_size,
-                         permuted_content=preset.permuted_content, nonlinear_probe=preset.nonlinear_probe)
+                         permuted_content=preset.permuted_content, nonlinear_probe=preset.nonlinear_probe,
+                         metrics=preset.metrics)
         val_loss = validation_loss(run_state, setting.cfg)
         rows.extend({**setting.labels(), "seed": seed, "val_loss": val_loss, **row} for row in table)
         if on_run:

@@ -160,3 +160,19 @@ def test_an_evaluation_too_large_for_the_exact_probe_is_refused_before_any_work(
     # the MLP probe has no size limit: the same request gets as far as the (missing) run
     assert_usage_error(cli("evaluate", "--run-dir", tmp_path, "--num-eval-batches", 9, "--nonlinear-probe", "mlp"),
                        "not a run directory")
+
+
+@pytest.mark.slow
+def test_evaluate_adds_identifiability_metrics_and_a_correlation_figure(tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, *TINY).returncode == 0
+    result = cli("evaluate", "--run-dir", run, "--probes", "linear", "--num-eval-batches", 1,
+                 "--metrics", "mcc,dci,ceiling", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    header = (run / rundir.RESULTS).read_text().splitlines()[0].split(",")
+    for column in ("mcc_pearson_in", "mcc_spearman_out", "dci_d", "dci_c", "dci_i", "ceiling_linear",
+                   "ceiling_kernel", "norm_linear"):
+        assert column in header, column
+    assert "mcc_pearson_out" in result.stdout
+    assert (run / "correlations.png").stat().st_size > 0
+    assert_usage_error(cli("evaluate", "--run-dir", run, "--metrics", "mcc,sap"), "unknown metric 'sap'")
