@@ -157,10 +157,20 @@ def own_blocks(encoding: str, rows: list[dict]) -> list[str]:
     return [b for b in own if b in present]
 
 
+TABLE_METRICS = (("r2_nonlinear", "Nonlinear R² (kernel ridge)"), ("r2_linear", "Linear R²"),
+                 ("mcc_pearson_out", "MCC (Pearson, matched on validation, scored on test)"),
+                 ("ceiling_kernel", "Content ceiling: R² of the true content (kernel ridge)"),
+                 ("norm_nonlinear", "Recovered beyond the content ceiling (normalised kernel-ridge score)"))
+
+
 def tables_markdown(name: str, rows: list[dict], seeds: int) -> str:
-    """The paper's layout: one table per mechanism, rows = settings, columns = blocks."""
+    """The paper's layout: one table per mechanism and metric, rows = settings, columns = blocks.
+
+    R² always; MCC, ceilings and normalised scores when the rows have them (`--metrics`).
+    """
     lines = [f"# {name}", ""]
-    for metric, title in (("r2_nonlinear", "Nonlinear R² (kernel ridge)"), ("r2_linear", "Linear R²")):
+    present = {k for r in rows for k in r}
+    for metric, title in (t for t in TABLE_METRICS if t[0] in present):
         for mechanism in dict.fromkeys(r["mechanism"] for r in rows):
             mrows = [r for r in rows if r["mechanism"] == mechanism]
             columns = [f"{e}: {b}" for e in ("hz1", "hz2") for b in own_blocks(e, mrows)]
