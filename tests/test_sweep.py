@@ -131,7 +131,7 @@ def test_tables_have_the_papers_layout(tmp_path):
     sweep.write_results(tmp_path, "demo", rows, PRESET)
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert csv_lines[0] == "mechanism,p_chg,statistical,causal,seed,encoding,predicted_factors,r2_linear,r2_nonlinear"
-    assert (tmp_path / "results.md").read_text() == md
+    assert (tmp_path / "results.md").read_text() == report.tables_markdown("demo", rows, PRESET.seeds)
     assert len(csv_lines) == len(rows) + 1
 
 
