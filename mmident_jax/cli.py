@@ -1,4 +1,4 @@
-"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score` and `imgtxt`.
+"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score`, `multiview` and `imgtxt`.
 
 Bad input exits with status 2 and one line naming the problem; nothing existing is
 overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import sys
 
-from mmident_jax import presets, score
+from mmident_jax import multiview, presets, score
 from mmident_jax.config import (EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config,
                                 ConfigError, check_eval_size, replace)
 from mmident_jax.imgtxt.config import ImgTxtConfig
@@ -154,6 +154,7 @@ def build_parser() -> Parser:
                        help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides")
     sweep.add_argument("--no-progress", action="store_true", help="no progress display")
     score.add_parser(commands)
+    multiview.add_parser(commands)
     report = commands.add_parser("report", help="rewrite a finished sweep's tables and figures from its stored rows")
     report.add_argument("--out", required=True, help="a sweep's directory (with sweep.json)")
     _add_imgtxt(commands)
@@ -295,6 +296,15 @@ def _report(args) -> None:
         name, seeds = identity["preset"], identity["seeds"]
     except (OSError, ValueError, KeyError, TypeError):
         raise rundir.RunDirError(f"{out} holds no sweep (no readable sweep.json)") from None
+    if identity.get("experiment") == "multiview":
+        from mmident_jax.multiview.experiment import run_experiment
+
+        preset = presets.get("multiview", name).with_overrides(seeds=seeds)
+        if not (out / "rows.json").exists():
+            raise rundir.RunDirError(f"{out} has no rows.json; run the sweep first")
+        run_experiment(name, preset, out)
+        print((out / "results.md").read_text())
+        return
     if ("imgtxt sweep", name) in presets.REGISTRY:
         from mmident_jax.imgtxt import experiment
 
@@ -357,7 +367,7 @@ def main(argv=None) -> int:
 
     try:
         {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report, "score": score.run,
-         "imgtxt": _imgtxt}[args.command](args)
+         "multiview": multiview.run, "imgtxt": _imgtxt}[args.command](args)
     except (ConfigError, RunDirError, DatasetError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from typing import Any
 
 from mmident_jax.config import EVAL_BATCH_SIZE, PAPER, QUICK, Config, ConfigError
 from mmident_jax.imgtxt import config as imgtxt_config
+from mmident_jax.multiview import structure as multiview
 
 
 # ------------------------------------------------------------------ sweep presets
@@ -145,7 +146,7 @@ def _quick_ablation(settings, steps: int, seeds: int, labels, report: str) -> Sw
 
 @dataclass(frozen=True)
 class Preset:
-    command: str  # the command that takes it: "train", "sweep", "imgtxt train", "imgtxt sweep"
+    command: str  # the command that takes it: "train", "sweep", "imgtxt train", "imgtxt sweep", "multiview"
     value: Any
     about: str
 
@@ -191,6 +192,12 @@ def _entries():
                            "image/text encoding sizes 1..12 x 3 seeds, paper scale")
     yield "imgtxt-quick", Preset("imgtxt sweep", imgtxt_config.ImgTxtSweep(imgtxt_config.QUICK, (4, 8), 1),
                                  "image/text encoding sizes 4 and 8, quick scale")
+    yield "multiview", Preset("multiview", multiview.Preset(multiview.MULTIVIEW),
+                              "Yao et al.: 6 latents, 4 views, every subset of >= 2 views, 100,000 steps")
+    yield "multiview-dependent", Preset("multiview", multiview.Preset(multiview.MULTIVIEW_DEPENDENT),
+                                        "the same with Wishart-dependent latents")
+    yield "multiview-quick", Preset("multiview", multiview.Preset(multiview.MULTIVIEW_QUICK, eval_batch_size=1024),
+                                    "Yao et al.'s structure at quick scale: 3 seeds in minutes on a CPU")
 
 
 REGISTRY: dict[tuple[str, str], Preset] = {(p.command, name): p for name, p in _entries()}

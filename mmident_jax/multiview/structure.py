@@ -1,0 +1,344 @@
+"""The multi-view structure and the run configuration (docs/multiview.md).
+
+`Views` says which latents each view sees (S_k), which are perturbed between views,
+which are statistically or causally dependent, which subsets of views are contrasted
+and which code coordinates stand for their shared content. `MultiviewConfig` adds the
+mixers, encoders, objective and optimisation; `from_two_view` builds the two-view
+paper's setting from a `Config`; `MULTIVIEW*` are Yao et al.'s numerical experiment (named in `presets`).
+
+Example, Yao et al.'s four views of six latents:
+    >>> v = Views(6, ((0, 1, 2, 3, 4), (0, 1, 2, 4, 5), (0, 1, 2, 3, 5), (0, 1, 3, 4, 5)))
+    >>> len(v.plan), v.content((0, 1)), v.content((0, 1, 2, 3))
+    (11, (0, 1, 2, 4), (0, 1))
+    >>> v.plan[3]  # views 1 and 2 share latents 0, 1, 2, 5: coordinates 0, 1, 2, 4 of both codes
+    Group(views=(1, 2), content=(0, 1, 2, 5), coords=((0, 1, 2, 4), (0, 1, 2, 4)))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from mmident_jax.config import (ENCODER_INITS, MIXING_INITS, PRECISIONS, SCHEDULES, WISHART_DRAWS, Config,
+                                ConfigError)
+
+SELECTIONS = ("ground_truth", "concat")
+OBJECTIVES = ("pairs", "joint")
+
+
+class MultiviewError(ConfigError):
+    """A multi-view setting or command-line value is invalid; the message says which and why."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise MultiviewError(message)
+
+
+def _ints(values) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+class Group(NamedTuple):
+    """A contrasted subset V of views, its content C_V and each view's code coordinates for it."""
+
+    views: tuple[int, ...]
+    content: tuple[int, ...]  # latents shared by every view of V and not perturbed, sorted
+    coords: tuple[tuple[int, ...], ...]  # per view of V: the code coordinates of its content block
+
+
+@dataclass(frozen=True)
+class Views:
+    """Which latents each of K >= 2 views sees, and how their codes are contrasted.
+
+    - `subsets[k]` = S_k, the latents view k sees, in the order its mixer takes them; a
+      latent seen by one view only is private to it (the two-view paper's m_k).
+    - `perturbed`: latents whose value view k >= 1 sees perturbed (the paper's style:
+      with probability p_chg per sample and dimension, plus N(0, c_param²)); view 0 sees
+      them unperturbed. Each must be seen by two views or more; it is never content.
+    - `dependent`: latents with a Wishart covariance (one draw per sampling block: shared,
+      perturbed, the perturbation, each view's private latents).
+    - `causal_parents`: the perturbed latents get + B z[parents] + a, B and a ~ N(0, 1).
+    - `groups`: the subsets V to contrast (sorted view tuples); None = every V with |V| >= 2
+      and non-empty content C_V = (∩_{k in V} S_k) minus the perturbed latents.
+    - `selection`: "ground_truth" (code coordinate j of view k stands for S_k[j], so V's
+      content block is the coordinates of C_V) or "concat" (each view's code is split into
+      one block per group, `np.array_split`, equal when the code size is a multiple of the
+      number of groups).
+    - `code_sizes`: each encoder's outputs; () = |S_k| (ground truth); concat needs them equal.
+    """
+
+    n_latent: int
+    subsets: tuple[tuple[int, ...], ...]
+    perturbed: tuple[int, ...] = ()
+    dependent: tuple[int, ...] = ()
+    causal_parents: tuple[int, ...] = ()
+    groups: tuple[tuple[int, ...], ...] | None = None
+    selection: str = "ground_truth"
+    code_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        put = lambda name, value: object.__setattr__(self, name, value)
+        put("subsets", tuple(_ints(s) for s in self.subsets))
+        for name in ("perturbed", "dependent", "causal_parents"):
+            put(name, tuple(sorted(_ints(getattr(self, name)))))
+        if self.groups is not None:
+            put("groups", tuple(tuple(sorted(_ints(g))) for g in self.groups))
+        put("code_sizes", _ints(self.code_sizes))
+        validate_views(self)
+
+    @property
+    def k(self) -> int:
+        """Number of views K."""
+        return len(self.subsets)
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        """Each view's code size."""
+        return self.code_sizes or tuple(len(s) for s in self.subsets)
+
+    def seen_by(self, latent: int) -> tuple[int, ...]:
+        """The views that see `latent`."""
+        return tuple(k for k, s in enumerate(self.subsets) if latent in s)
+
+    @property
+    def shared(self) -> tuple[int, ...]:
+        """Latents seen by two views or more and not perturbed (sorted)."""
+        return tuple(i for i in range(self.n_latent) if len(self.seen_by(i)) >= 2 and i not in self.perturbed)
+
+    def private(self, k: int) -> tuple[int, ...]:
+        """Latents seen by view k only (sorted)."""
+        return tuple(i for i in range(self.n_latent) if self.seen_by(i) == (k,))
+
+    @property
+    def blocks(self) -> tuple[tuple[int, ...], ...]:
+        """The sampling blocks, each drawn from its own key: shared, perturbed, the
+        perturbation (same latents), then each view's private latents."""
+        return (self.shared, self.perturbed, self.perturbed, *(self.private(k) for k in range(self.k)))
+
+    def content(self, views: tuple[int, ...]) -> tuple[int, ...]:
+        """C_V: the latents every view of V sees, less the perturbed ones (sorted)."""
+        common = set.intersection(*(set(self.subsets[k]) for k in views))
+        return tuple(sorted(common - set(self.perturbed)))
+
+    def default_groups(self) -> tuple[tuple[int, ...], ...]:
+        """Every V with |V| >= 2 and non-empty C_V, by size then lexicographically (Yao et al.'s order)."""
+        return tuple(v for r in range(2, self.k + 1) for v in itertools.combinations(range(self.k), r)
+                     if self.content(v))
+
+    @property
+    def plan(self) -> tuple[Group, ...]:
+        """The contrasted groups with their content and each view's content coordinates."""
+        groups = self.groups if self.groups is not None else self.default_groups()
+        if self.selection == "concat":
+            blocks = np.array_split(np.arange(self.codes[0]), len(groups))
+            return tuple(Group(v, self.content(v), tuple(_ints(b) for _ in v)) for v, b in zip(groups, blocks))
+        return tuple(Group(v, self.content(v), tuple(tuple(self.subsets[k].index(i) for i in self.content(v))
+                                                     for k in v)) for v in groups)
+
+    @property
+    def latent_names(self) -> tuple[str, ...]:
+        """Names of the evaluated latents: z0 .. z{d-1}, then zi~k, latent i as view k >= 1 sees it."""
+        return (*(f"z{i}" for i in range(self.n_latent)),
+                *(f"z{i}~{k}" for k in range(1, self.k) for i in self.perturbed))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def validate_views(v: Views) -> None:
+    """Raise `MultiviewError` naming the first inconsistency of the structure."""
+    d, K = v.n_latent, len(v.subsets)
+    _check(d >= 1, f"n_latent must be >= 1, got {d}")
+    _check(K >= 2, f"need at least 2 views, got {K}")
+    for k, s in enumerate(v.subsets):
+        _check(len(s) >= 1, f"view {k} sees no latent")
+        _check(all(0 <= i < d for i in s), f"view {k} sees latents {list(s)} outside 0..{d - 1}")
+        _check(len(set(s)) == len(s), f"view {k} sees a latent twice: {list(s)}")
+    unseen = [i for i in range(d) if not v.seen_by(i)]
+    _check(not unseen, f"latent {unseen[0] if unseen else ''} is seen by no view")
+    for name in ("perturbed", "dependent", "causal_parents"):
+        values = getattr(v, name)
+        _check(all(0 <= i < d for i in values), f"{name} {list(values)} has latents outside 0..{d - 1}")
+        _check(len(set(values)) == len(values), f"{name} {list(values)} lists a latent twice")
+    lonely = [i for i in v.perturbed if len(v.seen_by(i)) < 2]
+    _check(not lonely, f"perturbed latent {lonely[0] if lonely else ''} is seen by fewer than 2 views")
+    _check(not set(v.causal_parents) & set(v.perturbed), "causal_parents must not be perturbed latents")
+    _check(not v.causal_parents or v.perturbed, "causal_parents need perturbed latents to act on")
+    _check(v.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {v.selection!r}")
+    _check(not v.code_sizes or len(v.code_sizes) == K,
+           f"code_sizes needs one size per view ({K}), got {list(v.code_sizes)}")
+    _check(all(c >= 1 for c in v.codes), f"code_sizes must be >= 1, got {list(v.codes)}")
+    groups = v.groups if v.groups is not None else v.default_groups()
+    _check(len(groups) >= 1, "no subset of views has shared unperturbed latents to contrast")
+    _check(len(set(groups)) == len(groups), "groups lists a subset twice")
+    for g in groups:
+        _check(len(g) >= 2 and len(set(g)) == len(g), f"group {list(g)} needs at least 2 distinct views")
+        _check(all(0 <= k < K for k in g), f"group {list(g)} has views outside 0..{K - 1}")
+        _check(bool(v.content(g)), f"views {list(g)} share no unperturbed latent")
+    if v.selection == "concat":
+        _check(len(set(v.codes)) == 1, f"concat needs equal code sizes, got {list(v.codes)}")
+        _check(v.codes[0] >= len(groups), f"concat needs a code size >= the number of groups ({len(groups)}), "
+                                          f"got {v.codes[0]}")
+    else:
+        for g in groups:
+            for k in g:
+                top = max(v.subsets[k].index(i) for i in v.content(g))
+                _check(top < v.codes[k], f"view {k}'s code has {v.codes[k]} coordinates; group {list(g)} needs "
+                                         f"coordinate {top}")
+
+
+@dataclass(frozen=True)
+class MultiviewConfig:
+    """A multi-view run: the structure, mixers, encoders, objective and optimisation.
+
+    Defaults are Yao et al.'s numerical experiment where it fixes them (3 mixing layers,
+    encoders 10n, 50n x 4, 10n for n inputs, Adam at 1e-4 without clipping, batch 4096,
+    100,000 steps). `objective` "pairs" sums the two-view paper's symmetrised InfoNCE
+    (`losses.infonce`) over the pairs of views in each group; "joint" is Yao et al.'s
+    numerical loss (one InfoNCE per group: positive distance summed along consecutive
+    views, negative distances summed over the group's views). `grad_clip` 0 means none.
+    """
+
+    views: Views
+    n_mixing_layer: int = 3
+    mixing_init: str = "rejection"
+    cond_pool: int = 25_000
+    cond_thresh_ratio: float = 1e-3
+    wishart: str = "independent"  # "shared": one draw per block size (the two-view original's quirk)
+    encoder_widths: tuple[int, ...] = ()  # () = the paper's 10n, 50n x 4, 10n, n = the view's inputs
+    encoder_init: str = "pytorch"
+    precision: str = "float32"
+    objective: str = "pairs"
+    style_change_prob: float = 1.0
+    c_param: float = 1.0
+    m_param: float = 1.0
+    temperature: float = 1.0
+    seed: int = 0
+    batch_size: int = 4096
+    lr: float = 1e-4
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    grad_clip: float = 0.0
+    train_steps: int = 100_000
+    log_steps: int = 1000
+
+    def __post_init__(self):
+        if isinstance(self.views, dict):
+            unknown = sorted(set(self.views) - {f.name for f in dataclasses.fields(Views)})
+            _check(not unknown, f"unknown views setting(s) {', '.join(unknown)}")
+            object.__setattr__(self, "views", Views(**self.views))
+        object.__setattr__(self, "encoder_widths", _ints(self.encoder_widths))
+        validate(self)
+
+    def widths(self, k: int) -> tuple[int, ...]:
+        """Hidden widths of view k's encoder."""
+        n = len(self.views.subsets[k])
+        return self.encoder_widths or (10 * n, 50 * n, 50 * n, 50 * n, 50 * n, 10 * n)
+
+    def encoder_config(self, k: int) -> Config:
+        """A two-view `Config` describing view k's encoder, for `encoders.module` / `encoders.encode`."""
+        return Config(encoder_widths=self.widths(k), encoding_size=self.views.codes[k], precision=self.precision,
+                      encoder_init=self.encoder_init)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MultiviewConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        _check(not unknown, f"unknown setting(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
+def validate(cfg: MultiviewConfig) -> None:
+    """Raise `MultiviewError` naming the first setting that is out of range."""
+    for name in ("n_mixing_layer", "cond_pool", "train_steps", "log_steps"):
+        _check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("warmup_steps", "seed"):
+        _check(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
+    _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {cfg.batch_size}")
+    _check(0.0 <= cfg.style_change_prob <= 1.0, f"style_change_prob must be in [0, 1], got {cfg.style_change_prob}")
+    _check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
+    for name in ("c_param", "m_param", "temperature", "lr"):
+        _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
+    _check(cfg.grad_clip >= 0, f"grad_clip must be >= 0 (0: none), got {cfg.grad_clip}")
+    _check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
+    for name, allowed in (("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES), ("precision", PRECISIONS),
+                          ("objective", OBJECTIVES), ("wishart", WISHART_DRAWS), ("encoder_init", ENCODER_INITS)):
+        _check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+
+
+def two_view_structure(cfg: Config) -> Views:
+    """The two-view paper's latents as a `Views`: z = (c, s, m1, m2), S_0 = c ∪ s ∪ m1,
+    S_1 = c ∪ s ∪ m2, s perturbed, one group whose content block is the whole code."""
+    nc, ns, nm = cfg.content_n, cfg.style_n, cfg.modality_n
+    c, s = tuple(range(nc)), tuple(range(nc, nc + ns))
+    m1, m2 = tuple(range(nc + ns, nc + ns + nm)), tuple(range(nc + ns + nm, nc + ns + 2 * nm))
+    return Views(n_latent=nc + ns + 2 * nm, subsets=(c + s + m1, c + s + m2), perturbed=s,
+                 dependent=tuple(range(nc + ns + 2 * nm)) if cfg.statistical_dependence else (),
+                 causal_parents=c if cfg.content_dependent_style and ns else (), groups=((0, 1),),
+                 selection="concat", code_sizes=(cfg.encoding_size, cfg.encoding_size))
+
+
+def from_two_view(cfg: Config) -> MultiviewConfig:
+    """The two-view paper's run `cfg` as a multi-view run; same key, same numbers.
+
+    Refuses (one line) what the multi-view model does not express: discrete latents,
+    one shared mixer or encoder, the CLIP loss.
+
+    >>> from mmident_jax.config import QUICK
+    >>> mv = from_two_view(QUICK)
+    >>> mv.views.subsets[1], mv.views.perturbed
+    ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19), (5, 6, 7, 8, 9))
+    >>> mv.views.plan  # one group, whose content block is the whole code
+    (Group(views=(0, 1), content=(0, 1, 2, 3, 4), coords=((0, 1, 2, 3, 4), (0, 1, 2, 3, 4))),)
+    """
+    _check(cfg.discrete_block == "none", "from_two_view: discrete latents are not modelled (discrete_block)")
+    _check(not cfg.shared_mixing, "from_two_view: one shared mixer is not modelled (shared_mixing)")
+    _check(not cfg.shared_encoder, "from_two_view: one shared encoder is not modelled (shared_encoder)")
+    _check(cfg.loss == "infonce", f"from_two_view: only the infonce loss is modelled, got {cfg.loss!r}")
+    same = {f.name for f in dataclasses.fields(MultiviewConfig)} & {f.name for f in dataclasses.fields(Config)}
+    settings = {name: getattr(cfg, name) for name in same}
+    settings["encoder_widths"] = cfg.widths
+    return MultiviewConfig(views=two_view_structure(cfg), objective="pairs", **settings)
+
+
+# ------------------------------------------------------------------ presets
+
+YAO_SUBSETS = ((0, 1, 2, 3, 4), (0, 1, 2, 4, 5), (0, 1, 2, 3, 5), (0, 1, 3, 4, 5))
+YAO_VIEWS = Views(6, YAO_SUBSETS)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A multi-view experiment: the run settings, seeds, and the evaluation's size and probes."""
+
+    cfg: MultiviewConfig
+    seeds: int = 3
+    eval_batches: int = 1
+    eval_batch_size: int = 4096
+    probes: tuple[str, ...] = ("linear", "kernel")
+
+    def with_overrides(self, *, seeds=None, train_steps=None) -> "Preset":
+        cfg = self.cfg if train_steps is None else replace(self.cfg, train_steps=train_steps)
+        return replace(self, cfg=cfg, seeds=seeds or self.seeds)
+
+
+MULTIVIEW = MultiviewConfig(views=YAO_VIEWS)
+
+# Yao et al.'s dependent option (--n_dependent_dims): a Wishart(n, I) covariance for the first n
+# latents; here all six.
+MULTIVIEW_DEPENDENT = replace(MULTIVIEW, views=replace(YAO_VIEWS, dependent=tuple(range(6))))
+
+# Small enough for a 2-core CPU: 3 seeds vmapped in one program within 20 minutes, evaluation
+# included. Smaller encoders and batch, warm-up then cosine decay from a higher peak lr, clipping at
+# 2.0 as the two-view `quick` preset (results/multiview-quick/README.md: how it was chosen).
+MULTIVIEW_QUICK = replace(MULTIVIEW, encoder_widths=(64, 64, 64), batch_size=256, lr=3e-3,
+                          lr_schedule="warmup_cosine", warmup_steps=500, grad_clip=2.0, train_steps=5000,
+                          log_steps=250)

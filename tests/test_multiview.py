@@ -1,0 +1,317 @@
+"""The multi-view model: the two-view special case, the bookkeeping, the loss, seeds, command line."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmident_jax import latents, presets, train
+from mmident_jax.config import Config, hyper, replace
+from mmident_jax.evaluation import evaluate as evaluate_two_view
+from mmident_jax.multiview import experiment, model as M
+from mmident_jax.multiview import (MultiviewConfig, MultiviewError, Preset, Views, evaluate, fit_seeds,
+                                   from_two_view)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli import cli  # noqa: E402
+
+
+def main(argv):
+    """`mmident-jax multiview ARGV` in this process: the exit status (output to the real stdout/stderr)."""
+    result = cli("multiview", *argv)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+TINY = Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=3, log_steps=10)
+TRIANGLE = Views(3, ((0, 1, 2), (0, 1), (0, 2)))  # groups {0,1}: z0 z1, {0,2}: z0 z2, {1,2}: z0, {0,1,2}: z0
+
+
+def tiny_multiview(views=TRIANGLE, **kw) -> MultiviewConfig:
+    settings = dict(encoder_widths=(16,), batch_size=32, cond_pool=1000, lr=1e-3, grad_clip=2.0, train_steps=4,
+                    log_steps=2)
+    return MultiviewConfig(views, **{**settings, **kw})
+
+
+# ------------------------------------------------------------------ the two-view special case
+
+
+@pytest.mark.parametrize("cfg, whole_path", [
+    # Wishart blocks drawn as the original does (one draw per block size), a learning-rate schedule
+    (replace(TINY, statistical_dependence=True, wishart="shared", lr_schedule="warmup_cosine", warmup_steps=2), True),
+    # dependent latents, causal style, partial change, a code wider than content, batch over the
+    # encoders' CPU block of 1024 rows, no modality-specific latents, Flax init
+    (replace(TINY, statistical_dependence=True, wishart="independent", content_dependent_style=True,
+             style_change_prob=0.75, c_param=0.5, m_param=2.0, encoding_size=7, batch_size=600, modality_n=0,
+             encoder_init="lecun"), False),
+], ids=["paper-latents", "dependent-causal"])
+def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
+    mv, hp, key = from_two_view(cfg), hyper(cfg), jax.random.PRNGKey(11)
+    chex.assert_trees_all_equal(hyper(mv), hp)
+    today = jax.jit(train.make_init(cfg))(key, hp)._replace(step=jnp.int32(7))
+    mine = jax.jit(M.make_init(mv))(key, hp)._replace(step=jnp.int32(7))
+    chex.assert_trees_all_equal(mine.params, (today.params["g1"], today.params["g2"]))
+    chex.assert_trees_all_equal(mine.truth.mixers, (today.truth.f1, today.truth.f2))
+    t = today.truth.latents
+    chex.assert_trees_all_equal(mine.truth.latents.factors,
+                                (t.content_factor, t.style_factor, t.change_factor, t.m1_factor, t.m2_factor))
+
+    batches_today = jax.jit(train.data, static_argnums=1)(today, cfg, hp)
+    batches_mine = jax.jit(M.data, static_argnums=1)(mine, mv, hp)
+    for blocks, batch in zip(batches_today, batches_mine):
+        z1, z2 = latents.views(blocks)
+        chex.assert_trees_all_equal((M.view_latents(mv.views, batch, 0), M.view_latents(mv.views, batch, 1)),
+                                    (z1, z2))
+    assert float(jnp.std(batches_mine[0].z)) > 0.5  # real draws, not zeros
+
+    loss_today, grads_today = jax.jit(jax.value_and_grad(train.contrastive_loss), static_argnums=1)(
+        today.params, cfg, hp, today.truth, *batches_today)
+    (loss_mine, terms), grads_mine = jax.jit(jax.value_and_grad(M.contrastive_loss, has_aux=True),
+                                             static_argnums=1)(mine.params, mv, hp, mine.truth, *batches_mine)
+    chex.assert_trees_all_equal(loss_mine, loss_today)
+    chex.assert_trees_all_equal(terms, loss_today[None])
+    chex.assert_trees_all_equal(grads_mine, (grads_today["g1"], grads_today["g2"]))
+    assert float(jnp.abs(grads_mine[0]["params"]["Dense_0"]["kernel"]).max()) > 0
+    if not whole_path:
+        return
+    both = [jax.tree.map(lambda p, n: jnp.concatenate([p, n]), *b) for b in (batches_today, batches_mine)]
+    chex.assert_trees_all_equal(jax.jit(M.observations, static_argnums=0)(mv, mine.truth, both[1]),
+                                jax.jit(train.observations, static_argnums=0)(cfg, today.truth, both[0]))
+    chex.assert_trees_all_equal(jax.jit(M.codes, static_argnums=1)(mine.params, mv, mine.truth, both[1]),
+                                jax.jit(train.codes, static_argnums=1)(today.params, cfg, today.truth, both[0]))
+    state_today, losses_today = jax.jit(train.make_train(cfg))(key)  # three steps, Adam with the schedule
+    state_mine, losses_mine = jax.jit(M.make_train(mv))(key)
+    chex.assert_trees_all_equal(losses_mine[:, 0], losses_today)
+    chex.assert_trees_all_equal(state_mine.params, (state_today.params["g1"], state_today.params["g2"]))
+
+
+def test_two_view_evaluation_matches_todays_block_scores():
+    """Same evaluation stream: the mean of the per-latent linear R² over a block is today's block R²."""
+    mv, key = from_two_view(TINY), jax.random.PRNGKey(0)  # untrained encoders: the numbers still differ per block
+    state_today = jax.jit(train.make_init(TINY))(key, hyper(TINY))
+    state = jax.jit(M.make_init(mv))(key, hyper(mv))
+    rows = evaluate(state, mv, probes=("linear",), batch_size=256)
+    want = {(r["encoding"], r["predicted_factors"]): r["r2_linear"]
+            for r in evaluate_two_view(state_today, TINY, probes=("linear",), batch_size=256)}
+    blocks = {"c": range(0, 5), "s": range(5, 10), "m1": range(10, 15), "m2": range(15, 20)}
+    names = {**{b: [f"z{i}" for i in r] for b, r in blocks.items()}, "s~": [f"z{i}~1" for i in range(5, 10)]}
+    for view, encoding in ((0, "hz1"), (1, "hz2")):
+        mine = {r["latent"]: r["r2_linear"] for r in rows if r["view"] == view}
+        for block, latent_names in names.items():
+            np.testing.assert_allclose(np.mean([mine[z] for z in latent_names]), want[encoding, block], atol=1e-6)
+    assert want["hz1", "m1"] - want["hz1", "m2"] > 0.05 and want["hz2", "m2"] - want["hz2", "m1"] > 0.05
+    assert {r["content"] for r in rows if r["latent"] in names["c"]} == {True}
+    assert not any(r["content"] for r in rows if r["latent"] not in names["c"])
+
+
+def test_from_two_view_refuses_what_it_does_not_model():
+    for bad, words in ((replace(TINY, shared_encoder=True), "shared encoder"), (replace(TINY, loss="clip"), "clip"),
+                       (replace(TINY, discrete_block="c"), "discrete")):
+        with pytest.raises(MultiviewError, match=words):
+            from_two_view(bad)
+
+
+# ------------------------------------------------------------------ bookkeeping
+
+
+def test_yao_structure_groups_content_and_coordinates():
+    v = presets.get("multiview", "multiview").cfg.views
+    plan = {g.views: g for g in v.plan}
+    assert len(plan) == 11 and list(plan)[:7] == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (0, 1, 2)]
+    assert plan[0, 1].content == (0, 1, 2, 4) and plan[0, 1].coords == ((0, 1, 2, 4), (0, 1, 2, 3))
+    assert plan[1, 3].content == (0, 1, 4, 5) and plan[1, 3].coords == ((0, 1, 3, 4), (0, 1, 3, 4))
+    assert plan[0, 2, 3].content == (0, 1, 3) and plan[0, 2, 3].coords == ((0, 1, 3), (0, 1, 3), (0, 1, 2))
+    assert plan[0, 1, 2, 3].content == (0, 1)
+    assert v.shared == tuple(range(6)) and all(v.private(k) == () for k in range(4))
+    assert v.latent_names == ("z0", "z1", "z2", "z3", "z4", "z5")
+    assert presets.get("multiview", "multiview").cfg.widths(2) == (50, 250, 250, 250, 250, 50)
+    concat = replace(v, selection="concat", code_sizes=(20,) * 4)  # Yao et al.'s concat: array_split of 20 over 11
+    assert [len(g.coords[0]) for g in concat.plan] == [2] * 9 + [1] * 2
+    assert concat.plan[1].coords == ((2, 3), (2, 3)) and concat.plan[-1].coords == ((19,),) * 4
+
+
+def test_hand_made_structure_perturbed_and_private_latents():
+    v = Views(4, ((0, 1, 3), (1, 0, 2), (2, 1)), perturbed=(2,))
+    assert [(g.views, g.content, g.coords) for g in v.plan] == [
+        ((0, 1), (0, 1), ((0, 1), (1, 0))), ((0, 2), (1,), ((1,), (1,))), ((1, 2), (1,), ((0,), (1,))),
+        ((0, 1, 2), (1,), ((1,), (0,), (1,)))]
+    assert v.blocks == ((0, 1), (2,), (2,), (3,), (), ())
+    assert v.latent_names == ("z0", "z1", "z2", "z3", "z2~1", "z2~2")
+    assert replace(v, groups=[(1, 0)]).plan == (v.plan[0],)
+
+    cfg = tiny_multiview(v, style_change_prob=0.5, c_param=3.0)
+    params = M.init_latents(jax.random.PRNGKey(0), cfg)
+    key, n = jax.random.PRNGKey(5), 4000
+    batch = M.sample(key, params, cfg, hyper(cfg), n)
+    keys = jax.random.split(key, 3 + 4)  # shared, perturbed, private of views 0, 1, 2, kappa, eps
+    np.testing.assert_allclose(batch.z[:, :2], jax.random.normal(keys[0], (n, 2)), rtol=1e-6)
+    np.testing.assert_allclose(batch.z[:, 3:], jax.random.normal(keys[2], (n, 1)), rtol=1e-6)
+    np.testing.assert_allclose(batch.z[:, 2:3], jax.random.normal(keys[1], (n, 1)), rtol=1e-6)
+    change = np.asarray(batch.tilde[:, :, 0] - batch.z[:, 2:3])  # views 1 and 2, independently perturbed
+    assert abs((change != 0).mean() - 0.5) < 0.03 and abs(change[change != 0].std() - 3.0) < 0.15
+    assert abs(np.corrcoef(change[:, 0], change[:, 1])[0, 1]) < 0.05
+    np.testing.assert_array_equal(M.view_latents(v, batch, 2), np.stack([batch.tilde[:, 1, 0], batch.z[:, 1]], 1))
+    np.testing.assert_array_equal(M.view_latents(v, batch, 1),
+                                  np.stack([batch.z[:, 1], batch.z[:, 0], batch.tilde[:, 0, 0]], 1))
+    np.testing.assert_array_equal(M.view_latents(v, batch, 0), batch.z[:, [0, 1, 3]])
+
+
+def test_dependence_and_causal_parents():
+    v = Views(4, ((0, 1, 2, 3), (0, 1, 2)), perturbed=(2,), dependent=(0, 1), causal_parents=(0, 3))
+    cfg = tiny_multiview(v, style_change_prob=0.0)
+    params = M.init_latents(jax.random.PRNGKey(1), cfg)
+    f_shared = np.asarray(params.factors[0])
+    assert f_shared.shape == (2, 2) and abs(f_shared[0, 1]) + abs(f_shared[1, 0]) > 0  # Wishart on z0, z1
+    np.testing.assert_array_equal(params.factors[3], np.eye(1))  # z3, private to view 0: independent
+    batch = M.sample(jax.random.PRNGKey(2), params, cfg, hyper(cfg), 20000)
+    z = np.asarray(batch.z)
+    np.testing.assert_allclose(np.cov(z[:, :2].T), f_shared @ f_shared.T, rtol=0.1, atol=0.1)
+    resid = z[:, 2] - z[:, [0, 3]] @ np.asarray(params.B)[0] - float(params.a[0])
+    assert abs(resid.std() - 1.0) < 0.03 and abs(np.corrcoef(resid, z[:, 0])[0, 1]) < 0.03
+    np.testing.assert_array_equal(batch.tilde[:, 0, 0], z[:, 2])  # p_chg = 0: view 1 sees z2 itself
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: Views(3, ((0, 1),)), "at least 2 views"),
+    (lambda: Views(3, ((0, 1), (0, 1))), "latent 2 is seen by no view"),
+    (lambda: Views(2, ((0, 2), (0, 1))), "outside 0..1"),
+    (lambda: Views(2, ((0, 0), (0, 1))), "twice"),
+    (lambda: Views(3, ((0, 1), (0, 2)), perturbed=(2,)), "perturbed latent 2 is seen by fewer than 2 views"),
+    (lambda: Views(2, ((0, 1), (0, 1)), perturbed=(0, 1)), "no subset of views"),
+    (lambda: Views(3, ((0, 1), (1, 2), (2, 0)), groups=((0, 1, 2),)), "views [0, 1, 2] share no unperturbed"),
+    (lambda: Views(2, ((0, 1), (1, 0)), code_sizes=(2, 1)), "view 1's code has 1 coordinates"),
+    (lambda: Views(2, ((0, 1), (0, 1)), selection="concat", code_sizes=(3, 2)), "equal code sizes"),
+    (lambda: Views(2, ((0, 1), (0, 1)), causal_parents=(0,)), "need perturbed latents"),
+    (lambda: tiny_multiview(objective="triplet"), "objective must be one of pairs, joint"),
+    (lambda: tiny_multiview(batch_size=1), "batch_size must be >= 2"),
+])
+def test_bad_structures_are_refused_in_one_line(make, words):
+    with pytest.raises(MultiviewError) as info:
+        make()
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ the objective
+
+
+def np_infonce_direction(a, b, a_neg, tau):
+    pos = ((a - b) ** 2).sum(-1) / tau
+    neg = ((a[:, None] - a_neg[None]) ** 2).sum(-1) / tau
+    logits = np.concatenate([-neg, -pos[:, None]], axis=1)
+    return np.mean(pos + np.log(np.exp(logits).sum(1) / logits.shape[1]))
+
+
+def np_joint(parts, parts_neg, tau):
+    pos = sum(((x - y) ** 2).sum(-1) for x, y in zip(parts, parts[1:])) / tau
+    neg = sum(((x[:, None] - y[None]) ** 2).sum(-1) for x, y in zip(parts, parts_neg)) / tau
+    logits = np.concatenate([-neg, -pos[:, None]], axis=1)
+    return np.mean(pos + np.log(np.exp(logits).mean(1)))
+
+
+@pytest.mark.parametrize("objective", ["pairs", "joint"])
+def test_loss_summed_over_groups_equals_a_hand_computation(objective):
+    cfg, tau, b = tiny_multiview(objective=objective, temperature=0.5), 0.5, 3
+    rng = np.random.default_rng(0)
+    hs = [rng.normal(size=(2 * b, 3)).astype(np.float32), rng.normal(size=(2 * b, 2)).astype(np.float32),
+          rng.normal(size=(2 * b, 2)).astype(np.float32)]
+    pick = {  # group -> per view, the code columns of its content (TRIANGLE: S0 = z0 z1 z2, S1 = z0 z1, S2 = z0 z2)
+        (0, 1): [[0, 1], [0, 1]], (0, 2): [[0, 2], [0, 1]], (1, 2): [[0], [0]], (0, 1, 2): [[0], [0], [0]]}
+    want = []
+    for group, cols in pick.items():
+        parts = [hs[k][:, c].astype(np.float64) for k, c in zip(group, cols)]
+        if objective == "joint":
+            want.append(np_joint([p[:b] for p in parts], [p[b:] for p in parts], tau))
+        else:
+            want.append(sum(0.5 * (np_infonce_direction(parts[i][:b], parts[j][:b], parts[i][b:], tau)
+                                   + np_infonce_direction(parts[j][:b], parts[i][:b], parts[j][b:], tau))
+                            for i in range(len(group)) for j in range(i + 1, len(group))))
+    got = M.group_losses(cfg, hyper(cfg), [jnp.asarray(h) for h in hs], b)
+    assert [g.views for g in cfg.views.plan] == list(pick)
+    np.testing.assert_allclose(np.array(got), want, rtol=2e-5)
+    assert np.ptp(want) > 0.1  # groups differ: a wrong column or pair would show
+
+
+# ------------------------------------------------------------------ seeds, resuming, the command
+
+
+def test_vmapped_seeds_equal_a_seed_by_seed_loop():
+    cfg = tiny_multiview(train_steps=6, log_steps=3)
+    stacked, curve = fit_seeds(cfg, [0, 1, 2])
+    single = jax.jit(M.make_train(cfg))
+    for i in range(3):
+        state, losses = single(jax.random.PRNGKey(i))
+        for a, b in zip(jax.tree.leaves(stacked.params), jax.tree.leaves(state.params)):
+            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=2e-4, atol=2e-5)
+        np.testing.assert_allclose([p[1][i] for p in curve["points"]],
+                                   [losses[:3].mean(0), losses[3:].mean(0)], rtol=2e-5, atol=2e-5)
+    assert not np.allclose(curve["points"][-1][1][0], curve["points"][-1][1][1])  # seeds differ
+
+
+def test_interrupted_training_resumes_bitwise(tmp_path):
+    cfg = tiny_multiview()
+    full, full_curve = fit_seeds(cfg, [0, 1])
+
+    def interrupt(step, losses):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_seeds(cfg, [0, 1], tmp_path, on_chunk=interrupt)
+    steps = []
+    resumed, curve = fit_seeds(cfg, [0, 1], tmp_path, on_chunk=lambda step, _: steps.append(step))
+    assert steps == [4]  # only the second chunk was trained
+    chex.assert_trees_all_equal(resumed, full)
+    assert curve["points"] == full_curve["points"]
+    assert json.loads((tmp_path / experiment.CURVE).read_text())["points"] == curve["points"]
+
+
+def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys):
+    preset = Preset(tiny_multiview(), seeds=2, eval_batch_size=128)
+    monkeypatch.setitem(presets.REGISTRY, ("multiview", "tiny"), presets.Preset("multiview", preset, "a test"))
+    out = tmp_path / "out"
+    assert main(["sweep", "--out", str(out), "--preset", "tiny", "--no-progress"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"sweep.json", "config.json", "state.msgpack", "curve.json",
+                                               "rows.json", "results.csv", "results.md", "results.png", "loss.png"}
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0] == "seed,subset,view,latent,content,r2_linear,r2_nonlinear,val_loss"
+    assert len(lines) == 1 + 2 * (2 + 2 + 2 + 3) * 3  # seeds x (group, view) pairs x latents
+    assert MultiviewConfig.from_dict(json.loads((out / "config.json").read_text())) == preset.cfg
+    md = (out / "results.md").read_text()
+    assert "| {0,1} | z0,z1 |" in md and "| subset V | view | z0 | z1 | z2 |" in md
+    rows = json.loads((out / "rows.json").read_text())
+    assert all(-1.0 < r["r2_linear"] <= 1.0 and not math.isnan(r["r2_nonlinear"]) for r in rows)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a finished experiment was trained or evaluated again")
+
+    monkeypatch.setattr(experiment, "evaluate_seeds", no_work)
+    monkeypatch.setattr(experiment, "fit_seeds", no_work)
+    capsys.readouterr()
+    assert main(["sweep", "--out", str(out), "--preset", "tiny", "--no-progress"]) == 0
+    assert "| {0,1,2} | z0 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "multiview-slow"], ["invalid choice: 'multiview-slow'"]),
+    (["--preset", "multiview-quick", "--seeds", "0"], ["--seeds", ">= 1"]),
+    (["--preset", "multiview-quick", "--train-steps", "0"], ["--train-steps", ">= 1"]),
+])
+def test_bad_command_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, words):
+    assert main(["sweep", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mmident-jax multiview") and all(w in err[0] for w in words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_refuses_another_sweeps_out_and_bad_flags(tmp_path, capsys):
+    (tmp_path / "sweep.json").write_text(json.dumps({"preset": "table1-quick"}))
+    assert main(["train", "--out", str(tmp_path), "--preset", "multiview-quick"]) == 2
+    assert "holds another sweep" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep.json"]
+    assert main(["train", "--out", str(tmp_path), "--preset", "multiview-quick", "--seeds", "many"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
