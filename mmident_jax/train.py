@@ -156,14 +156,18 @@ def make_step(cfg: Config) -> Callable[[TrainState, Hyper], tuple[TrainState, ja
     return step
 
 
-def make_run(cfg: Config) -> Callable[[TrainState, Hyper, int], tuple[TrainState, jax.Array]]:
-    """`run(state, hp, n) -> (state, losses)`: `n` steps in one `lax.scan` (n static)."""
-    step = make_step(cfg)
+def scan_steps(step: Callable) -> Callable:
+    """`run(state, hp, n) -> (state, stacked outputs)`: n calls of `step(state, hp)` in one `lax.scan` (n static)."""
 
     def run(state, hp, n):
         return jax.lax.scan(lambda s, _: step(s, hp), state, None, length=n)
 
     return run
+
+
+def make_run(cfg: Config) -> Callable[[TrainState, Hyper, int], tuple[TrainState, jax.Array]]:
+    """`run(state, hp, n) -> (state, losses)`: `n` steps in one `lax.scan` (n static)."""
+    return scan_steps(make_step(cfg))
 
 
 def make_train(cfg: Config) -> Callable[..., tuple[TrainState, jax.Array]]:

@@ -259,12 +259,7 @@ def make_step(cfg: MultiviewConfig) -> Callable[[TrainState, Hyper], tuple[Train
 
 def make_run(cfg: MultiviewConfig) -> Callable[[TrainState, Hyper, int], tuple[TrainState, jax.Array]]:
     """`run(state, hp, n) -> (state, losses (n, groups))`: n steps in one `lax.scan` (n static)."""
-    step = make_step(cfg)
-
-    def run(state, hp, n):
-        return jax.lax.scan(lambda s, _: step(s, hp), state, None, length=n)
-
-    return run
+    return train.scan_steps(make_step(cfg))
 
 
 def make_train(cfg: MultiviewConfig) -> Callable[..., tuple[TrainState, jax.Array]]:
