@@ -40,6 +40,7 @@ def test_presets_vary_one_thing_in_the_independent_multimodal_setting():
     assert ablation["dims"].settings[3].cfg.widths == (150, 750, 750, 750, 750, 150)  # 10n, 50n for n = 15
 
 
+@pytest.mark.slow
 def test_discrete_blocks_get_accuracy_beside_chance(tiny):
     cfg = replace(tiny, discrete_block="s", categories=4)
     state, _ = jax.jit(make_train(cfg))(jax.random.PRNGKey(0))

@@ -34,6 +34,7 @@ def test_training_is_a_pure_function_of_the_key():
     assert float(losses_a[0]) == pytest.approx(float(first_loss(jax.random.PRNGKey(0))), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
     whole = imgtxt.fit(TINY, tmp_path / "whole", progress=False)
     imgtxt.fit(replace(TINY, train_steps=2), tmp_path / "parts", progress=False)
@@ -70,6 +71,7 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
     tiny = ImgTxtSweep(TINY, (3,), 1)
     rows = imgtxt.sweep(tiny, tmp_path, progress=False)

@@ -270,6 +270,7 @@ def test_interrupted_training_resumes_bitwise(tmp_path):
     assert json.loads((tmp_path / experiment.CURVE).read_text())["points"] == curve["points"]
 
 
+@pytest.mark.slow
 def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys):
     preset = Preset(tiny_multiview(), seeds=2, eval_batch_size=128)
     monkeypatch.setitem(presets.REGISTRY, ("multiview", "tiny"), presets.Preset("multiview", preset, "a test"))
