@@ -1,4 +1,4 @@
-"""Encoders g1, g2: Flax MLPs from observations to codes (DESIGN §1).
+"""Encoders g1, g2: Flax MLPs from observations to codes (docs/generative-process.md).
 
 `init` returns the trainable parameters for both modalities: `{"g1": ..., "g2": ...}`,
 or `{"g": ...}` when one encoder is shared. `encode` maps a modality's

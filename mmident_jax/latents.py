@@ -1,4 +1,4 @@
-"""Ground-truth latent model: content, style and modality-specific blocks (DESIGN §1).
+"""Ground-truth latent model: content, style and modality-specific blocks (docs/generative-process.md).
 
 `init` draws the per-seed parameters (Wishart covariance factors, the content->style
 map B, a); `sample_blocks` draws a batch of latent blocks; `views` assembles the two

@@ -1,4 +1,4 @@
-"""Contrastive objectives over batches of codes (DESIGN §1).
+"""Contrastive objectives over batches of codes (docs/generative-process.md).
 
 `infonce` is the paper's objective: squared-L2 similarity, positives included in the
 log-mean-exp, negatives from an independent batch of the same modality, symmetrised

@@ -1,4 +1,4 @@
-"""Invertible mixing functions: leaky-ReLU MLPs without bias (DESIGN §1).
+"""Invertible mixing functions: leaky-ReLU MLPs without bias (docs/generative-process.md).
 
 A mixer is a tuple of square weight matrices W_1..W_L. `apply` computes
 x = W_L σ(... σ(W_1 z)) with σ the leaky ReLU of slope 0.2 (not after the last

@@ -23,7 +23,7 @@ def test_infonce_direction_on_hand_computed_example():
 
 
 def naive_infonce_direction(a, b, a_neg, tau):
-    """The DESIGN formula, written with explicit loops in float64."""
+    """The objective of docs/generative-process.md, written with explicit loops in float64."""
     a, b, a_neg = (np.asarray(x, np.float64) for x in (a, b, a_neg))
     total = 0.0
     for i in range(len(a)):

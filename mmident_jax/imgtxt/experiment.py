@@ -2,7 +2,7 @@
 
 Each training step draws scenes (`scenes.sample_factors`), renders their images and
 writes their sentences as tokens inside the scanned step, encodes both with an image
-and a text encoder (`imgtxt_encoders`) and minimises the paper's image/text objective
+and a text encoder (`imgtxt.encoders`) and minimises the paper's image/text objective
 (`losses.nt_xent`: cosine similarity, temperature 1, symmetric, negatives from both
 modalities). Evaluation probes the codes of held-out pairs for every factor:
 accuracy for the discrete ones (chance 1/classes), R² for the continuous ones.
