@@ -48,6 +48,7 @@ def assert_usage_error(result, *words):
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_train_writes_run_dir_and_resumes(tmp_path):
     run = tmp_path / "run"
     first = cli("train", "--run-dir", run, "--preset", "quick", "--train-steps", 200, "--log-steps", 100, *TINY)
@@ -66,6 +67,7 @@ def test_train_writes_run_dir_and_resumes(tmp_path):
     assert [m["step"] for m in rundir.read_metrics(constant)] == [100, 200, 300, 400]
 
 
+@pytest.mark.slow
 def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
     run = tmp_path / "run"
     assert cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, "--modality-n", 0, *TINY).returncode == 0

@@ -18,6 +18,7 @@ TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, t
                     eval_size=64)
 
 
+@pytest.mark.slow
 def test_training_is_a_pure_function_of_the_key():
     run = jax.jit(imgtxt.make_train(TINY))
     (a, losses_a), (b, losses_b) = run(jax.random.PRNGKey(0)), run(jax.random.PRNGKey(0))

@@ -51,6 +51,7 @@ def tiny_multiview(views=TRIANGLE, **kw) -> MultiviewConfig:
              style_change_prob=0.75, c_param=0.5, m_param=2.0, encoding_size=7, batch_size=600, modality_n=0,
              encoder_init="lecun"), False),
 ], ids=["paper-latents", "dependent-causal"])
+@pytest.mark.slow
 def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
     mv, hp, key = from_two_view(cfg), hyper(cfg), jax.random.PRNGKey(11)
     chex.assert_trees_all_equal(hyper(mv), hp)
@@ -91,6 +92,7 @@ def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
     chex.assert_trees_all_equal(state_mine.params, (state_today.params["g1"], state_today.params["g2"]))
 
 
+@pytest.mark.slow
 def test_two_view_evaluation_matches_todays_block_scores():
     """Same evaluation stream: the mean of the per-latent linear R² over a block is today's block R²."""
     mv, key = from_two_view(TINY), jax.random.PRNGKey(0)  # untrained encoders: the numbers still differ per block
@@ -240,6 +242,7 @@ def test_loss_summed_over_groups_equals_a_hand_computation(objective):
 # ------------------------------------------------------------------ seeds, resuming, the command
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_equal_a_seed_by_seed_loop():
     cfg = tiny_multiview(train_steps=6, log_steps=3)
     stacked, curve = fit_seeds(cfg, [0, 1, 2])

@@ -53,6 +53,7 @@ def test_programs_group_settings_that_differ_only_in_numbers():
     assert sum(len(runs) for _, runs in groups) == 30
 
 
+@pytest.mark.slow
 def test_vmapped_sweep_equals_separate_single_seed_runs():
     (cfg, runs), = sweep.group_runs(PRESET)[:1]
     stacked = sweep.train_group(cfg, runs)
@@ -89,6 +90,7 @@ def test_two_processes_give_the_same_numbers(one_device):
     np.testing.assert_allclose(results[0]["params"], one_device["params"], rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
     first = sweep.sweep(PRESET, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.glob("group*.json")) == [
@@ -105,6 +107,7 @@ def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
     assert json.dumps(again) == json.dumps(first)  # NaN-safe: r2_nonlinear is NaN (not probed)
 
 
+@pytest.mark.slow
 def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
     (cfg, runs), = sweep.group_runs(PRESET)[:1]
     uninterrupted = sweep.train_group(cfg, runs)

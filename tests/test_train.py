@@ -17,6 +17,7 @@ def test_same_seed_gives_bitwise_identical_parameters(tiny):
     assert not np.allclose(s1.params["g1"]["params"]["Dense_0"]["kernel"], s3.params["g1"]["params"]["Dense_0"]["kernel"])
 
 
+@pytest.mark.slow
 def test_vmapped_train_equals_separate_calls(tiny):
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
     train_fn = train.make_train(tiny)
@@ -40,6 +41,7 @@ def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
     chex.assert_trees_all_equal(shared.truth.f1, shared.truth.f2)
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_run(tiny, tmp_path):
     cfg = replace(tiny, train_steps=40, log_steps=10)
     monitor = make_monitor(cfg)
@@ -55,6 +57,7 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path):
     assert {"loss", "steps_per_s", "val_loss", "r2_linear/hz1/c", "r2_linear/hz2/m2"} <= set(record)
 
 
+@pytest.mark.slow
 def test_a_decaying_schedule_resumes_bitwise_and_keeps_its_horizon(tiny, tmp_path):
     cfg = replace(tiny, lr_schedule="warmup_cosine", warmup_steps=5, train_steps=30, log_steps=10)
     full = driver.fit(cfg, tmp_path / "full", progress=False)
@@ -106,6 +109,7 @@ def test_fit_refuses_a_run_dir_with_other_settings(tiny, tmp_path):
     assert (tmp_path / rundir.CONFIG).read_text() == before
 
 
+@pytest.mark.slow
 def test_vmapping_over_learning_rates_matches_separate_configs(tiny):
     train_fn = train.make_train(tiny)
     lrs = jnp.array([1e-3, 3e-3])
