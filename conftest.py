@@ -1,10 +1,10 @@
-"""Marks the doctests that train a model as `slow` (together minutes of compilation)."""
+"""Marks the doctests that train (or run a ResNet) as `slow`: together minutes of compilation."""
 
 import pytest
 from _pytest.doctest import DoctestItem
 
 TRAINING_DOCTESTS = {"mmident_jax", "mmident_jax.train", "mmident_jax.driver", "mmident_jax.evaluation",
-                     "mmident_jax.sweep", "mmident_jax.imgtxt.experiment"}
+                     "mmident_jax.sweep", "mmident_jax.imgtxt.experiment", "mmident_jax.imgtxt.encoders"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects

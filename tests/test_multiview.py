@@ -256,6 +256,7 @@ def test_vmapped_seeds_equal_a_seed_by_seed_loop():
     assert not np.allclose(curve["points"][-1][1][0], curve["points"][-1][1][1])  # seeds differ
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_bitwise(tmp_path):
     cfg = tiny_multiview()
     full, full_curve = fit_seeds(cfg, [0, 1])

@@ -30,6 +30,7 @@ def test_vmapped_train_equals_separate_calls(tiny):
         chex.assert_trees_all_close(run_i.truth, single.truth, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
     cfg = replace(tiny, train_steps=200)
     state, losses = jax.jit(train.make_train(cfg))(jax.random.PRNGKey(0))
@@ -78,6 +79,7 @@ def test_a_decaying_schedule_resumes_bitwise_and_keeps_its_horizon(tiny, tmp_pat
     assert int(driver.fit(replace(constant, train_steps=20), tmp_path / "constant", progress=False).step) == 20
 
 
+@pytest.mark.slow
 def test_fit_equals_the_pure_train_function(tiny, tmp_path):
     fitted = driver.fit(tiny, tmp_path / "run", progress=False)
     pure, _ = jax.jit(train.make_train(tiny))(jax.random.PRNGKey(tiny.seed))
