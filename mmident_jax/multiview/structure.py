@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmident_jax.config import (ENCODER_INITS, MIXING_INITS, PRECISIONS, SCHEDULES, WISHART_DRAWS, Config,
-                                ConfigError)
+                                ConfigError, Settings)
 
 SELECTIONS = ("ground_truth", "concat")
 OBJECTIVES = ("pairs", "joint")
@@ -146,9 +146,6 @@ class Views:
         return (*(f"z{i}" for i in range(self.n_latent)),
                 *(f"z{i}~{k}" for k in range(1, self.k) for i in self.perturbed))
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def validate_views(v: Views) -> None:
     """Raise `MultiviewError` naming the first inconsistency of the structure."""
@@ -193,7 +190,7 @@ def validate_views(v: Views) -> None:
 
 
 @dataclass(frozen=True)
-class MultiviewConfig:
+class MultiviewConfig(Settings):
     """A multi-view run: the structure, mixers, encoders, objective and optimisation.
 
     Defaults are Yao et al.'s numerical experiment where it fixes them (3 mixing layers,
@@ -244,16 +241,6 @@ class MultiviewConfig:
         """A two-view `Config` describing view k's encoder, for `encoders.module` / `encoders.encode`."""
         return Config(encoder_widths=self.widths(k), encoding_size=self.views.codes[k], precision=self.precision,
                       encoder_init=self.encoder_init)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MultiviewConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        _check(not unknown, f"unknown setting(s) {', '.join(unknown)}")
-        return cls(**d)
 
 
 def validate(cfg: MultiviewConfig) -> None:
