@@ -155,16 +155,16 @@ class Runs:
 def bench_row(cfg: Config, runs: int, steps: int, repeats: int, initial) -> tuple[dict, object]:
     """Figures of the chunk program of `runs` runs of `cfg`, and the state it ends with."""
     host_state, host_hp, init_s = initial
-    state, hp = jax.device_put(host_state), jax.device_put(host_hp)
+    state, args = jax.device_put(host_state), jax.device_put((host_hp, np.ones(runs, bool)))  # (hp, live)
     peak_before = device_memory().get("peak_bytes_in_use")
     start = time.perf_counter()
-    compiled = sweep.chunk_program(cfg, steps).lower(state, hp).compile()
+    compiled = sweep.chunk_program(cfg, steps).lower(state, *args).compile()
     compile_s = time.perf_counter() - start
     check_fits(compiled)
     held = {"state": state}
 
     def call():  # the state goes through the chunks as in the sweep (its buffers are donated)
-        held["state"], losses = compiled(held["state"], hp)
+        held["state"], losses = compiled(held["state"], *args)
         held["losses"] = losses
         return held["state"], losses
 
@@ -304,7 +304,7 @@ def project(rows: list[dict], groups: list[dict], evaluation_figures: dict | Non
 # -------------------------------------------------------------------------------- profile
 
 
-def trace_summary(compiled, state, hp, top: int = 25, keep: Path | None = None) -> tuple[dict, object]:
+def trace_summary(compiled, state, args, top: int = 25, keep: Path | None = None) -> tuple[dict, object]:
     """One call of `compiled` under `jax.profiler.trace`: busy time and event count of every traced
     line, and the device's kernels (GPU/TPU planes): how many ran, their total time, the
     longest by name, and how many took under 10 µs (launch-bound work). Returns the summary
@@ -314,7 +314,7 @@ def trace_summary(compiled, state, hp, top: int = 25, keep: Path | None = None) 
         with tempfile.TemporaryDirectory() as tmp:
             with jax.profiler.trace(tmp):
                 start = time.perf_counter()
-                state, _ = jax.block_until_ready(compiled(state, hp))
+                state, _ = jax.block_until_ready(compiled(state, *args))
                 wall = time.perf_counter() - start
             [path] = Path(tmp).rglob("*.xplane.pb")
             if keep is not None and path.stat().st_size <= 15 * 2**20:
@@ -354,11 +354,11 @@ def profile_program(cfg: Config, runs: int, initial, top: int = 25, keep: Path |
     from profile_bench import op_view
 
     host_state, host_hp, _ = initial
-    state, hp = jax.device_put(host_state), jax.device_put(host_hp)
-    compiled = sweep.chunk_program(cfg, 1).lower(state, hp).compile()
-    state, _ = jax.block_until_ready(compiled(state, hp))
-    trace, state = trace_summary(compiled, state, hp, top=top, keep=keep)
-    view = op_view(compiled, (state, hp), top=top)
+    state, args = jax.device_put(host_state), jax.device_put((host_hp, np.ones(runs, bool)))  # (hp, live)
+    compiled = sweep.chunk_program(cfg, 1).lower(state, *args).compile()
+    state, _ = jax.block_until_ready(compiled(state, *args))
+    trace, state = trace_summary(compiled, state, args, top=top, keep=keep)
+    view = op_view(compiled, (state, *args), top=top)
     return {"runs": runs, "precision": cfg.precision, "steps": 1, "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "run_step_flops": step_flops(cfg), "trace": trace, **view}
 

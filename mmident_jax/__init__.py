@@ -14,6 +14,8 @@ Example:
 
 import importlib
 
+__version__ = "0.2.0"
+
 _API = {"Config": "config", "Hyper": "config", "hyper": "config", "replace": "config", "PRESETS": "presets",
         "make_train": "train", "fit": "driver", "evaluate": "evaluation"}
 

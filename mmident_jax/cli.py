@@ -261,26 +261,23 @@ def _sweep(args) -> None:
         nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size, metrics=_metrics(args))
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
     from mmident_jax import sweep
+    from mmident_jax.train import TrainingDiverged
 
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     out = Path(args.out)
-    identity = {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps,
-                "num_eval_batches": preset.num_eval_batches}
-    if preset.nonlinear_probe != "kernel":
-        identity["nonlinear_probe"] = preset.nonlinear_probe
-    if args.eval_size is not None:
-        identity["eval_size"] = args.eval_size
-    if preset.metrics:
-        identity["metrics"] = list(preset.metrics)
-    sweep.prepare_out(out, identity)
-    rows = sweep.sweep(preset, out, progress=not args.no_progress)
+    sweep.prepare_out(out, {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps})
+    rows = sweep.sweep(preset, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     import jax
 
     if jax.process_index() == 0:
         for skipped in sweep.write_results(out, args.preset, rows, preset):
             print(f"skipped {skipped}", file=sys.stderr)
         print((out / "results.md").read_text())
+    diverged = sweep.diverged_runs(rows, preset.labels)
+    if diverged:
+        raise TrainingDiverged(f"{len(diverged)} run(s) diverged and were left out of the tables: "
+                               + "; ".join(diverged))
 
 
 def _report(args) -> None:
@@ -362,14 +359,20 @@ def _imgtxt(args) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)  # --help and argument errors end here, before JAX loads
     from mmident_jax.imgtxt.dataset import DatasetError
+    from mmident_jax.probes import ProbeError
     from mmident_jax.rundir import RunDirError
     from mmident_jax.train import TrainingDiverged
 
     try:
         {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report, "score": score.run,
          "multiview": multiview.run, "imgtxt": _imgtxt}[args.command](args)
-    except (ConfigError, RunDirError, DatasetError) as e:
+    except (ConfigError, RunDirError, DatasetError, ProbeError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only or vanished directory: what was written before is kept
+        where = f": {e.filename}" if e.filename else ""
+        print(f"mmident-jax {args.command}: error: {e.strerror or e}{where}; files written before are kept",
+              file=sys.stderr)
         return 2
     except TrainingDiverged as e:
         print(f"mmident-jax {args.command}: stopped: {e}", file=sys.stderr)

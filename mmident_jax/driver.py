@@ -3,8 +3,10 @@
 `fit` prepares the run directory (`rundir`), restores the checkpoint or initialises
 the state, and trains in chunks of up to `log_steps` steps. After each chunk it checks
 the losses (a NaN or infinite loss stops the run and keeps the last good checkpoint),
-writes the checkpoint atomically, appends a `metrics.jsonl` line (step, mean loss,
-steps/s and the optional monitor's figures) and moves the progress bar. Every
+appends a `metrics.jsonl` line (step, mean loss, steps/s and the optional monitor's
+figures), writes the checkpoint atomically and moves the progress bar. A process killed
+between the two leaves a line ahead of the checkpoint, which the resumed run drops, so
+`metrics.jsonl` holds one line per chunk however often the run is interrupted. Every
 experiment uses it: the numerical one with `scanned(cfg)` (chunks of one compiled
 `lax.scan`), the image/text one with its own `Program`.
 
@@ -73,6 +75,7 @@ def fit(cfg, run_dir, program: Program | None = None, *, monitor: Callable[[Any]
     rundir.prepare(run_dir, cfg)
     state = restore(run_dir, program.init) if rundir.has_checkpoint(run_dir) else program.init()
     start = step = int(state.step)
+    rundir.drop_metrics_after(run_dir, start)
     bar = Progress({"train": cfg.train_steps}, enabled=progress, completed={"train": start})
     try:
         while step < cfg.train_steps:
@@ -86,10 +89,10 @@ def fit(cfg, run_dir, program: Program | None = None, *, monitor: Callable[[Any]
                 raise TrainingDiverged(f"loss is {losses[bad]} at step {step + 1 + bad}; "
                                        f"kept the checkpoint of step {step}")
             state, step = new_state, step + n
-            rundir.save_checkpoint(run_dir, state)
             record = {"step": step, "loss": float(losses.mean()), "steps_per_s": n / seconds}
             record.update(monitor(state) if monitor else {})
             rundir.append_metrics(run_dir, record)
+            rundir.save_checkpoint(run_dir, state)
             r2 = record.get("r2_linear/hz1/c")
             bar.advance("train", n, info=f"loss {record['loss']:.4f}" + (f"  R²(c) {r2:.3f}" if r2 is not None else ""))
     finally:

@@ -1,8 +1,11 @@
 """The run directory: `config.json`, `checkpoint.msgpack`, `metrics.jsonl`, `results.csv`.
 
 Checkpoints are Flax msgpack files written atomically (temporary file, fsync, rename),
-so a crash mid-write leaves the previous checkpoint intact. JAX and Flax load only when a
-checkpoint is written or read, so the command line can check a run directory at once.
+so a crash or a full disk mid-write leaves the previous checkpoint intact; the one
+before it is kept as `checkpoint.prev.msgpack`. `config.json` also records what made
+the run (`provenance`): every version that trained it, under "made_by". JAX and Flax
+load only when a checkpoint is written or read, so the command line can check a run
+directory at once.
 
 Example:
     >>> import tempfile
@@ -24,6 +27,7 @@ from mmident_jax.config import Config, ConfigError
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.msgpack"
+PROVENANCE = "made_by"  # the config.json entry that lists what trained the run
 METRICS = "metrics.jsonl"
 RESULTS = "results.csv"
 
@@ -42,7 +46,9 @@ def load_config(run_dir, kind=Config):
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no {CONFIG})")
     try:
-        return kind.from_dict(json.loads(path.read_text()))
+        stored = json.loads(path.read_text())
+        stored.pop(PROVENANCE, None)
+        return kind.from_dict(stored)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, ConfigError) as e:
         raise RunDirError(f"{path} is not a valid config: {e}") from None
 
@@ -73,27 +79,47 @@ def prepare(run_dir, cfg):
                               f"not {getattr(cfg, name)!r}; use another --run-dir")
     elif run_dir.is_dir() and any(run_dir.iterdir()):
         raise RunDirError(f"{run_dir} is not empty and holds no run ({CONFIG} missing)")
+    from mmident_jax.provenance import provenance
+
+    made_by = json.loads((run_dir / CONFIG).read_text()).get(PROVENANCE, []) if stored is not None else []
+    made_by += [] if provenance() in made_by else [provenance()]
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    write_atomic(run_dir / CONFIG, (json.dumps({**cfg.to_dict(), PROVENANCE: made_by}, indent=2) + "\n").encode())
     return stored
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old or the new file, never a part."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a read-only directory, an interrupt: leave no part behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def previous(path: Path) -> Path:
+    """Where the checkpoint before `path` is kept: checkpoint.msgpack -> checkpoint.prev.msgpack."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
 def save_checkpoint(run_dir, state, name: str = CHECKPOINT) -> None:
-    """Atomically write a pytree of arrays (the training state)."""
+    """Atomically write a pytree of arrays (the training state), keeping the one it replaces."""
     import jax
     from flax import serialization
 
-    write_atomic(Path(run_dir) / name, serialization.to_bytes(jax.device_get(state)))
+    path = Path(run_dir) / name
+    data = serialization.to_bytes(jax.device_get(state))
+    if path.exists():  # a second name for the current file, then the new one replaces it
+        link = previous(path).with_name(previous(path).name + ".tmp")
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, previous(path))
+    write_atomic(path, data)
 
 
 def has_checkpoint(run_dir) -> bool:
@@ -110,13 +136,22 @@ def restore_checkpoint(run_dir, target, name: str = CHECKPOINT):
     try:
         return serialization.from_bytes(target, path.read_bytes())
     except Exception as e:  # msgpack's and flax's errors for a truncated or foreign file
-        raise RunDirError(f"{path} is not a readable checkpoint of this run ({type(e).__name__}); "
-                          "restore it or start a new run") from None
+        kept = (f"the one before it is kept as {previous(path).name} (rename it to {name} to resume from it)"
+                if previous(path).is_file() else "restore it or start a new run")
+        raise RunDirError(f"{path} is not a readable checkpoint of this run ({type(e).__name__}); {kept}") from None
 
 
 def append_metrics(run_dir, record: dict) -> None:
     with open(Path(run_dir) / METRICS, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def drop_metrics_after(run_dir, step: int) -> None:
+    """Remove the metrics lines of steps after `step` (written before a checkpoint that was not)."""
+    records = read_metrics(run_dir)
+    if any(r["step"] > step for r in records):
+        write_atomic(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in records
+                                                      if r["step"] <= step).encode())
 
 
 def read_metrics(run_dir) -> list[dict]:

@@ -1,10 +1,16 @@
-"""Runs a tiny sweep and prints its results as JSON; the multi-device tests start it.
+"""Runs a tiny sweep and prints what it found as JSON; the multi-device tests start it.
 
-    python tests/sweep_worker.py [COORDINATOR NUM_PROCESSES PROCESS_ID]
+    python tests/sweep_worker.py [--out DIR [--stop-at STEP]] [COORDINATOR NUM_PROCESSES PROCESS_ID]
+
+Every process prints {"process", "devices", "probed": runs it evaluated, "first" and
+"params": the first parameter leaf of the first group's runs it holds, from index
+"first"}, and process 0 adds "rows". With --stop-at, the first group trains into DIR
+until that step and the worker exits with status 3, as if killed.
 """
 
 import json
 import sys
+from pathlib import Path
 
 from mmident_jax import sweep
 from mmident_jax.presets import SweepPreset, table_settings
@@ -16,15 +22,32 @@ PRESET = SweepPreset(table_settings(TINY, ("multimodal",))[:3], seeds=3,
 
 
 def main(argv):
+    out = stop_at = None
+    if argv[:1] == ["--out"]:
+        out, argv = Path(argv[1]), argv[2:]
+    if argv[:1] == ["--stop-at"]:
+        stop_at, argv = int(argv[1]), argv[2:]
     if argv:
         sweep.initialize_distributed(argv[0], int(argv[1]), int(argv[2]))
     import jax
 
-    rows = sweep.sweep(PRESET, progress=False)
-    groups = sweep.group_runs(PRESET)
-    params = [jax.tree.leaves(sweep.train_group(cfg, runs).params)[0].tolist() for cfg, runs in groups[:1]]
+    (cfg, runs), *_ = sweep.group_runs(PRESET)
+    if stop_at is not None:
+        def stop(step, losses):
+            if step >= stop_at:
+                sys.exit(3)
+
+        sweep.train_group(cfg, runs, out, "group0.ckpt", on_chunk=stop)
+    probed = []
+    evaluate = sweep.evaluate
+    sweep.evaluate = lambda *args, **kwargs: probed.append(1) or evaluate(*args, **kwargs)
+    rows = sweep.sweep(PRESET, out, progress=False, say=lambda line: None)
+    trained = sweep.train_group(cfg, runs, out, "group0.ckpt")  # restored when `out` holds it
+    report = {"process": jax.process_index(), "devices": jax.device_count(), "probed": len(probed),
+              "first": trained.first, "params": jax.tree.leaves(trained.state.params)[0].tolist()}
     if jax.process_index() == 0:
-        print(json.dumps({"devices": jax.device_count(), "rows": rows, "params": params}))
+        report["rows"] = rows
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from mmident_jax import report, sweep, train
+from mmident_jax import provenance, report, rundir, sweep, train
+from mmident_jax.config import replace
 from mmident_jax.presets import sweep_preset
 from mmident_jax.evaluation import evaluate
 
@@ -28,11 +29,17 @@ def run_worker(*args, devices=1):
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
-def worker_result(proc):
+def worker_result(proc, status=0):
     out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    assert proc.returncode == status, err
     reports = [line for line in out.splitlines() if line.startswith("{")]  # gloo logs to stdout too
     return json.loads(reports[-1]) if reports else None
+
+
+def assert_same_params(got, want):
+    """`got`'s first parameter leaf for runs first.. equals those runs' in `want` (all runs)."""
+    np.testing.assert_allclose(got["params"], want["params"][got["first"]:got["first"] + len(got["params"])],
+                               rtol=2e-4, atol=2e-5)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +63,9 @@ def test_programs_group_settings_that_differ_only_in_numbers():
 @pytest.mark.slow
 def test_vmapped_sweep_equals_separate_single_seed_runs():
     (cfg, runs), = sweep.group_runs(PRESET)[:1]
-    stacked = sweep.train_group(cfg, runs)
-    rows = sweep.evaluate_group(stacked, runs, PRESET)
+    trained = sweep.train_group(cfg, runs)
+    stacked = trained.state
+    rows = sweep.evaluate_group(trained, runs, PRESET)
     assert len(runs) == 6  # two settings (p_chg 1.0, 0.75) x three seeds in one program
     for i, (setting, seed) in enumerate(runs):
         single, _ = jax.jit(train.make_train(setting.cfg))(jax.random.PRNGKey(seed))
@@ -74,7 +82,19 @@ def test_eight_fake_devices_give_the_same_numbers(one_device):
     eight = worker_result(run_worker(devices=8))
     assert (one_device["devices"], eight["devices"]) == (1, 8)
     assert_same_rows(eight["rows"], one_device["rows"], atol=1e-4)
-    np.testing.assert_allclose(eight["params"], one_device["params"], rtol=2e-4, atol=2e-5)
+    assert_same_params(eight, one_device)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("before, after", [(8, 1), (1, 8)])
+def test_a_sweep_resumes_on_another_number_of_devices(one_device, tmp_path, before, after):
+    worker_result(run_worker("--out", tmp_path, "--stop-at", 10, devices=before), status=3)
+    latest = json.loads((tmp_path / "group0.ckpt" / "latest.json").read_text())
+    assert latest == {"step": 10, "runs": 6, "parts": [[0, 6]]}  # the six runs, no padding
+    resumed = worker_result(run_worker("--out", tmp_path, devices=after))
+    assert resumed["devices"] == after
+    assert_same_rows(resumed["rows"], one_device["rows"], atol=1e-4)
+    assert_same_params(resumed, one_device)
 
 
 @pytest.mark.slow
@@ -84,10 +104,13 @@ def test_two_processes_give_the_same_numbers(one_device):
         port = s.getsockname()[1]
     procs = [run_worker(f"127.0.0.1:{port}", 2, i) for i in range(2)]
     results = [worker_result(p) for p in procs]
-    assert results[1] is None  # only process 0 reports
-    assert results[0]["devices"] == 2
+    assert [r["process"] for r in results] == [0, 1] and results[0]["devices"] == 2
+    assert "rows" not in results[1]  # process 0 gathers the rows
+    # each probes its share: group 0's six runs 3 + 3, group 1's three runs 2 + 1 (one is padding)
+    assert [r["probed"] for r in results] == [5, 4]
     assert_same_rows(results[0]["rows"], one_device["rows"], atol=1e-4)
-    np.testing.assert_allclose(results[0]["params"], one_device["params"], rtol=2e-4, atol=2e-5)
+    for result in results:
+        assert_same_params(result, one_device)
 
 
 @pytest.mark.slow
@@ -95,6 +118,8 @@ def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
     first = sweep.sweep(PRESET, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.glob("group*.json")) == [
         "group0.curve.json", "group0.json", "group1.curve.json", "group1.json"]
+    stored = json.loads((tmp_path / "group0.json").read_text())
+    assert stored["evaluation"] == sweep.evaluation_settings(PRESET) and stored["made_by"]["backend"] == "cpu"
     curves = report.loss_curves(tmp_path)
     assert [(run["p_chg"], run["seed"]) for run, _, _ in curves] == [(p, s) for p in (1.0, 0.75, 0.75) for s in range(3)]
     assert all(steps == [10, 20] and np.all(np.isfinite(losses)) for _, steps, losses in curves)
@@ -108,6 +133,26 @@ def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_finished_sweep_is_evaluated_again_without_training(tmp_path, monkeypatch):
+    first = sweep.sweep(PRESET, tmp_path, progress=False)
+    monkeypatch.setattr(sweep, "chunk_program", lambda *args: pytest.fail("a finished group was trained again"))
+    said = []
+    more = sweep.sweep(replace(PRESET, num_eval_batches=2), tmp_path, progress=False, say=said.append)
+    assert said == ["group0.json: evaluated with other settings; evaluating again",
+                    "group1.json: evaluated with other settings; evaluating again"]
+    assert [r["r2_linear"] for r in more] != [r["r2_linear"] for r in first]  # twice the probes' data
+    assert json.loads((tmp_path / "group1.json").read_text())["evaluation"]["num_eval_batches"] == 2
+    # rows made by another JAX are not mixed with today's: evaluated again, here to the same numbers
+    stored = json.loads((tmp_path / "group0.json").read_text())
+    rundir.write_atomic(tmp_path / "group0.json", json.dumps({**stored, "made_by": {
+        **stored["made_by"], "jax": "0.4.1"}}).encode())
+    said.clear()
+    again = sweep.sweep(replace(PRESET, num_eval_batches=2), tmp_path, progress=False, say=said.append)
+    assert len(said) == 1 and said[0].startswith("group0.json: evaluated by mmident-jax ") and "JAX 0.4.1" in said[0]
+    assert json.dumps(again) == json.dumps(more)
+
+
+@pytest.mark.slow
 def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
     (cfg, runs), = sweep.group_runs(PRESET)[:1]
     uninterrupted = sweep.train_group(cfg, runs)
@@ -116,11 +161,42 @@ def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # stopped after the first chunk was checkpointed
-        sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=interrupt)
+        sweep.train_group(cfg, runs, tmp_path, "g.ckpt", on_chunk=interrupt)
     chunks = []
-    resumed = sweep.train_group(cfg, runs, tmp_path, "g.msgpack", on_chunk=lambda step, _: chunks.append(step))
+    resumed = sweep.train_group(cfg, runs, tmp_path, "g.ckpt", on_chunk=lambda step, _: chunks.append(step))
     assert chunks == [cfg.train_steps]  # only the remaining chunk was trained
     chex.assert_trees_all_equal(uninterrupted, resumed)
+
+
+@pytest.mark.slow
+def test_a_diverging_run_is_marked_and_the_others_finish(tmp_path):
+    (cfg, runs), = sweep.group_runs(PRESET)[:1]
+    setting, _ = runs[1]
+    blowing_up = [(replace(s, cfg=replace(s.cfg, lr=1e30)) if i == 1 else s, seed) for i, (s, seed) in enumerate(runs)]
+    trained = sweep.train_group(cfg, blowing_up, tmp_path, "g.ckpt")
+    healthy = sweep.train_group(cfg, runs)
+    assert trained.diverged_at.tolist() == [0, 2, 0, 0, 0, 0]  # the loss of step 2 is not finite
+    initial = jax.vmap(train.make_init(cfg))(*sweep.stack_runs(runs))
+    for got, want, first in zip(jax.tree.leaves(trained.state.params), jax.tree.leaves(healthy.state.params),
+                                jax.tree.leaves(initial.params)):
+        np.testing.assert_array_equal(np.delete(got, 1, 0), np.delete(want, 1, 0))  # the others finished
+        np.testing.assert_array_equal(got[1], first[1])  # its last good chunk's parameters: the initial ones
+    assert json.loads((tmp_path / "g.ckpt" / "latest.json").read_text())["step"] == cfg.train_steps
+    rows = sweep.evaluate_group(trained, blowing_up, PRESET)
+    assert {r["seed"]: r.get("diverged_at") for r in rows if r["p_chg"] == 1.0} == {0: None, 1: 2, 2: None}
+    assert np.all(np.isfinite([r["r2_linear"] for r in rows]))
+
+
+def test_diverged_runs_are_listed_and_left_out_of_the_tables(tmp_path):
+    rows = [{"mechanism": "multimodal", "p_chg": 1.0, "statistical": False, "causal": False, "seed": seed,
+             "encoding": "hz1", "predicted_factors": "c", "r2_linear": 0.9, "r2_nonlinear": r2,
+             **({"diverged_at": 7} if seed == 2 else {})} for seed, r2 in enumerate((0.9, 0.7, -5.0))]
+    sweep.write_results(tmp_path, "demo", rows, PRESET)
+    md = (tmp_path / "results.md").read_text()
+    assert "| 1 | no | no | 0.80±0.10 |" in md  # seeds 0 and 1 only
+    assert md.endswith("Left out of the tables, diverged: mechanism=multimodal p_chg=1.0 statistical=False "
+                       "causal=False seed=2 at step 7.\n")
+    assert (tmp_path / "results.csv").read_text().splitlines()[-1].endswith(",-5.0,7")
 
 
 def test_tables_have_the_papers_layout(tmp_path):
@@ -149,8 +225,19 @@ def test_bad_sweep_input_exits_2_with_one_line(tmp_path, args, words):
     assert not (tmp_path / "out").exists()
 
 
+def test_evaluation_settings_are_not_part_of_a_sweeps_identity(tmp_path):
+    legacy = {"preset": "table1-quick", "seeds": 3, "train_steps": None, "num_eval_batches": 1, "metrics": ["mcc"]}
+    (tmp_path / "sweep.json").write_text(json.dumps(legacy))
+    sweep.prepare_out(tmp_path, {"preset": "table1-quick", "seeds": 3, "train_steps": None})
+    stored = json.loads((tmp_path / "sweep.json").read_text())
+    assert stored == {"preset": "table1-quick", "seeds": 3, "train_steps": None, "made_by": provenance.provenance()}
+    assert set(stored["made_by"]) == {"mmident_jax", "git", "jax", "backend"}
+    with pytest.raises(rundir.RunDirError, match="holds another sweep"):
+        sweep.prepare_out(tmp_path, {"preset": "table1-quick", "seeds": 4, "train_steps": None})
+
+
 def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
-    sweep.prepare_out(tmp_path, {"preset": "table4-quick", "seeds": 3, "train_steps": None, "num_eval_batches": 1})
+    sweep.prepare_out(tmp_path, {"preset": "table4-quick", "seeds": 3, "train_steps": None})
     (tmp_path / "results.md").write_text("earlier table")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     result = cli("sweep", "--out", tmp_path, "--preset", "table1-quick")

@@ -64,8 +64,8 @@ def _pillow():
     try:
         from PIL import Image
     except ImportError as err:
-        raise ImportError("reading and writing PNG files needs Pillow: "
-                          "pip install 'mmident-jax[images]'") from err
+        raise DatasetError("reading and writing PNG files needs Pillow, which is not installed: "
+                           "pip install 'mmident-jax[images]'") from err
     return Image
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from mmident_jax.probes.metrics import _as_2d, _x64
+from mmident_jax.probes.metrics import ProbeError, _as_2d, _x64
 from mmident_jax.probes.mlp import _heads_xent, _train_mlp, _Training
 
 
@@ -22,7 +22,7 @@ def _encode_labels(y_train, y_test):
     classes = [np.unique(col) for col in train.T]
     for j, c in enumerate(classes):
         if len(c) < 2:
-            raise ValueError(f"label column {j} has a single class {c.tolist()}; need at least 2")
+            raise ProbeError(f"label column {j} has a single class {c.tolist()}; need at least 2")
 
     def encode(labels):
         idx = [np.clip(np.searchsorted(c, col), 0, len(c) - 1) for c, col in zip(classes, labels.T)]

@@ -14,6 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
+class ProbeError(ValueError):
+    """Data a probe cannot be fitted on (too few samples, a single class); the message says why."""
+
 def _x64(fn):
     """Run ``fn`` with 64-bit JAX types enabled for the current thread only."""
 
@@ -93,7 +97,7 @@ def kfold_splits(n: int, folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
     [[0, 1, 2], [3, 4], [5, 6]]
     """
     if not 2 <= folds <= n:
-        raise ValueError(f"need 2 <= folds <= n samples, got folds={folds}, n={n}")
+        raise ProbeError(f"need 2 <= folds <= n samples, got folds={folds}, n={n}")
     sizes = n // folds + (np.arange(folds) < n % folds)
     stops = np.cumsum(sizes)
     return [
