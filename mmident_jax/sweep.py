@@ -4,8 +4,12 @@ Settings that differ only in per-run numbers (`Hyper`: p_chg, lr, ...) share one
 program: their runs (settings x seeds) are stacked on one axis, vmapped, and that
 axis is sharded over every device of every process (`jax.sharding`). Settings that
 change shapes or structure (statistical or causal dependence, the mechanism) are
-looped. Training is checkpointed per chunk, so a sweep resumes; each finished
-program's results are kept, so it is not trained again.
+looped. Training is checkpointed per chunk (`stacked`: each process writes its runs),
+so a sweep resumes, on any number of devices and processes; each process probes the
+runs it holds and process 0 gathers the rows. A run whose loss stops being finite is
+marked and frozen while the others finish. Each finished program's rows are kept with
+their evaluation settings and provenance, so it is not trained again, and evaluated
+again only when those differ.
 
 Example:
     >>> from mmident_jax.config import Config

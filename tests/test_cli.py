@@ -178,3 +178,18 @@ def test_evaluate_adds_identifiability_metrics_and_a_correlation_figure(tmp_path
     assert "mcc_pearson_out" in result.stdout
     assert (run / "correlations.png").stat().st_size > 0
     assert_usage_error(cli("evaluate", "--run-dir", run, "--metrics", "mcc,sap"), "unknown metric 'sap'")
+
+
+def test_a_probe_that_cannot_be_fitted_is_one_line(tmp_path, monkeypatch):
+    from mmident_jax import probes
+
+    run = tmp_path / "run"
+    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0
+    monkeypatch.setattr(probes, "linear_r2_blocks", lambda *args: probes.kfold_splits(2, 3))  # 3 folds of 2
+    assert_usage_error(cli("evaluate", "--run-dir", run, "--probes", "linear"), "need 2 <= folds <= n samples")
+
+
+def test_a_missing_optional_dependency_is_named_with_its_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    assert_usage_error(cli("imgtxt", "export", "--out", tmp_path / "data", "--n", 2),
+                       "needs Pillow", "pip install 'mmident-jax[images]'")

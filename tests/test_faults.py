@@ -1,4 +1,5 @@
-"""Fault injection: `mmident-jax train` killed with SIGKILL and restarted ends where an uninterrupted run does.
+"""Fault injection: `mmident-jax train`, and a sweep, killed with SIGKILL and restarted end
+where an uninterrupted run does.
 
 Each test starts the command as a user does, in a subprocess, kills it at chosen points
 (before the first checkpoint, between a metrics line and its checkpoint, mid-chunk, and
@@ -13,6 +14,7 @@ uninterrupted run's (but for the speed).
 """
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -229,3 +231,87 @@ def test_sigkill_while_a_checkpoint_is_renamed_keeps_the_previous_one(reference,
     assert proc.returncode == 0 and f"trained to step {TRAIN_STEPS}" in out, log.read_text()[-3000:]
     assert metrics_steps(run) == list(range(LOG_STEPS, TRAIN_STEPS + 1, LOG_STEPS))
     assert_finished_like(run, reference, log)
+
+
+# ------------------------------------------------------------------------------------ sweeps
+
+WORKER = str(Path(__file__).parent / "sweep_worker.py")
+
+# The sweep worker with `os.replace` patched: the BLOCK_AT-th commit of a group checkpoint
+# (the rename onto latest.json, after this step's part is written) prints "BLOCKED" and sleeps.
+BLOCKING_SWEEP = """
+import os, runpy, sys, time
+from pathlib import Path
+
+block_at, calls, real_replace = int(sys.argv[1]), 0, os.replace
+
+def replace(src, dst, *args, **kwargs):
+    global calls
+    if Path(dst).name == "latest.json":
+        calls += 1
+        if calls == block_at:
+            print("BLOCKED", src, flush=True)
+            time.sleep(3600)
+    real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def sweep_command(out):
+    return [sys.executable, WORKER, "--out", str(out)]
+
+
+def committed_step(out: Path, group: int = 0):
+    latest = out / f"group{group}.ckpt" / "latest.json"
+    return json.loads(latest.read_text())["step"] if latest.exists() else None
+
+
+@pytest.fixture(scope="module")
+def sweep_reference(tmp_path_factory):
+    """The uninterrupted sweep's rows and group 0's parameters, as JSON text."""
+    out = tmp_path_factory.mktemp("sweep-reference") / "out"
+    proc = start(sweep_command(out), out.parent / "stderr.log", stdout=subprocess.PIPE)
+    report = finish(proc)
+    assert proc.returncode == 0, (out.parent / "stderr.log").read_text()[-3000:]
+    return results(report)
+
+
+def results(report: str) -> str:
+    """The rows and parameters of a worker's report, as JSON text (NaN-safe to compare)."""
+    found = json.loads(report.strip().splitlines()[-1])
+    return json.dumps({"rows": found["rows"], "params": found["params"]})
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_anywhere_ends_as_the_uninterrupted_one(sweep_reference, tmp_path):
+    rng = random.Random(7)
+    out, log = tmp_path / "out", tmp_path / "stderr.log"
+    landings = []
+    # 1. at a random point of the start (importing, compiling, the first chunks)
+    proc = start(sweep_command(out), log, stdout=subprocess.DEVNULL)
+    time.sleep(rng.uniform(1.0, 6.0))
+    assert kill(proc), "the sweep finished before it was killed"
+    landings.append(committed_step(out))
+    # 2. while a group's checkpoint is committed: its part is written, latest.json not yet renamed
+    before = committed_step(out)
+    proc = start([sys.executable, "-c", BLOCKING_SWEEP, "1", *sweep_command(out)[1:]], log, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().startswith("BLOCKED"), log.read_text()[-3000:]
+    kill(proc)
+    assert committed_step(out) == before  # the new step's files are there, but not named
+    assert (out / "group0.ckpt" / "latest.json.tmp").exists() or (out / "group1.ckpt" / "latest.json.tmp").exists()
+    landings.append(committed_step(out))
+    # 3. once group 1 has a checkpoint: group 0 finished, evaluated and kept
+    proc = start(sweep_command(out), log, stdout=subprocess.DEVNULL)
+    wait_for(lambda: committed_step(out, 1) is not None, proc, "group 1's first checkpoint")
+    time.sleep(rng.uniform(0.0, 0.1))
+    kill(proc)
+    landings.append((committed_step(out), committed_step(out, 1)))
+    assert json.loads((out / "group0.json").read_text())["rows"]
+    proc = start(sweep_command(out), log, stdout=subprocess.PIPE)
+    report = finish(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    print(f"kills landed at committed steps {landings}")
+    assert results(report) == sweep_reference, f"kills landed at {landings}"  # bitwise
