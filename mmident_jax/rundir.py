@@ -147,13 +147,24 @@ def append_metrics(run_dir, record: dict) -> None:
 
 
 def drop_metrics_after(run_dir, step: int) -> None:
-    """Remove the metrics lines of steps after `step` (written before a checkpoint that was not)."""
-    records = read_metrics(run_dir)
-    if any(r["step"] > step for r in records):
-        write_atomic(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in records
-                                                      if r["step"] <= step).encode())
+    """Keep the metrics lines of steps up to `step`: those past it were written before a
+    checkpoint that was not, a last line cut short by a crash is dropped too."""
+    path = Path(run_dir) / METRICS
+    if path.exists():
+        kept = "".join(json.dumps(r) + "\n" for r in read_metrics(run_dir) if r["step"] <= step)
+        if kept != path.read_text():
+            write_atomic(path, kept.encode())
 
 
 def read_metrics(run_dir) -> list[dict]:
+    """The records of `metrics.jsonl`, but for a last line cut short by a crash."""
     path = Path(run_dir) / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise RunDirError(f"{path}: line {i + 1} is not JSON") from None
+    return records

@@ -178,7 +178,7 @@ def test_content_codes_score_content_perfectly_and_everything_else_at_chance(ora
     content label is a function of the code (63 distinct codes, ~8 fitting pairs each), so the probes
     must read them all; a (shape, x, y) cell read wrong costs ~1/63 of the test pairs, more than the 1%
     the 0.99 threshold allows. Style, image- and text-specific factors are independent of content."""
-    rows = oracle(affine(*CONTENT), warped(*CONTENT))
+    rows = oracle(affine("phrasing", "x", "y"), warped(*CONTENT))
     for encoder in imgtxt.ENCODERS:
         for f in CONTENT:
             assert rows[encoder, f]["score"] == rows[encoder, f]["acc_nonlinear"] >= 0.99, rows[encoder, f]

@@ -99,3 +99,14 @@ def test_stacked_checkpoints_restore_what_each_process_wrote(tmp_path):
     (tmp_path / "step000000020.runs3-5.msgpack").unlink()
     with pytest.raises(rundir.RunDirError, match="not a readable checkpoint of this group"):
         stacked.restore(tmp_path, state)
+
+
+def test_a_resumed_run_drops_metrics_lines_past_its_checkpoint(tmp_path):
+    lines = [json.dumps({"step": s, "loss": -1.5}) for s in (2, 4, 6)]
+    (tmp_path / rundir.METRICS).write_text("\n".join(lines) + '\n{"step": 8, "lo')  # the last one cut short
+    assert [r["step"] for r in rundir.read_metrics(tmp_path)] == [2, 4, 6]
+    rundir.drop_metrics_after(tmp_path, 4)  # the checkpoint's step
+    assert (tmp_path / rundir.METRICS).read_text() == "\n".join(lines[:2]) + "\n"
+    (tmp_path / rundir.METRICS).write_text('{"step": 2}\nnot json\n{"step": 4}\n')
+    with pytest.raises(rundir.RunDirError, match="line 2 is not JSON"):
+        rundir.read_metrics(tmp_path)
