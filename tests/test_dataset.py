@@ -104,5 +104,5 @@ def test_missing_and_short_files_are_named(exported):
 
 def test_missing_pillow_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "PIL", None)
-    with pytest.raises(ImportError, match=r"pip install 'mmident-jax\[images\]'"):
+    with pytest.raises(DatasetError, match=r"pip install 'mmident-jax\[images\]'"):
         load(tmp_path)

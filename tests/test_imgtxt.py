@@ -137,8 +137,8 @@ def oracle(request, monkeypatch):
                             functools.partial(imgtxt.P.mlp_accuracy, hidden=(64, 64), steps=1000))
 
     def evaluate(image_code, text_code, cfg=ORACLE):
-        monkeypatch.setattr(imgtxt, "codes", lambda params, cfg, images, tokens: (image_code(images),
-                                                                                 text_code(tokens)))
+        monkeypatch.setattr(imgtxt, "codes", lambda params, _, images, tokens: (image_code(images),
+                                                                               text_code(tokens)))
         state = imgtxt.State(jnp.zeros((), jnp.int32), None, None, jax.random.PRNGKey(cfg.seed))
         rows = imgtxt.evaluate(state, cfg)
         assert [(r["encoder"], r["factor"], r["role"]) for r in rows] == [
@@ -155,7 +155,8 @@ def chance_band(factor: str, n: int = ORACLE.eval_size) -> tuple[float, float]:
     Its expectation, sum_k q_k p_k (q: its predictions' frequencies, p: the classes'), lies between the
     rarest and the commonest class frequency; 4 binomial standard deviations either side. Uniform
     factors: 1/classes ± 0.07 at n = 512. `color_name` is not uniform: palette 0 names only red, green
-    and blue, so green and blue have frequency 7/36 and orange, say, 1/18 (the row's chance is 1/12).
+    and blue, so green and blue have frequency 7/36 while the names of the twelve-name palette alone
+    have 1/36; an uninformative probe scores up to ~0.19, not the row's chance 1/12.
     """
     values = imgtxt.factor_values(scenes.sample_factors(jax.random.PRNGKey(1), 200_000))[factor]
     p = np.bincount(values, minlength=imgtxt.FACTORS[factor][1]) / len(values)
@@ -172,16 +173,18 @@ def assert_at_chance(row):
         assert row["r2_linear"] <= 0.05 and row["r2_nonlinear"] <= 0.05, row
 
 
-@pytest.mark.parametrize("oracle", ["quick", pytest.param("paper", marks=pytest.mark.slow)], indirect=True)
+@pytest.mark.slow  # the next test checks the content too; this one adds the paper-size classifier
+@pytest.mark.parametrize("oracle", ["quick", "paper"], indirect=True)
 def test_content_codes_score_content_perfectly_and_everything_else_at_chance(oracle):
     """Both codes are invertible functions of shape, x and y (the image's affine, the text's warped): every
     content label is a function of the code (63 distinct codes, ~8 fitting pairs each), so the probes
     must read them all; a (shape, x, y) cell read wrong costs ~1/63 of the test pairs, more than the 1%
     the 0.99 threshold allows. Style, image- and text-specific factors are independent of content."""
-    rows = oracle(affine("phrasing", "x", "y"), warped(*CONTENT))
+    rows = oracle(affine(*CONTENT), warped(*CONTENT))
     for encoder in imgtxt.ENCODERS:
         for f in CONTENT:
-            assert rows[encoder, f]["score"] == rows[encoder, f]["acc_nonlinear"] >= 0.99, rows[encoder, f]
+            assert rows[encoder, f]["score"] == rows[encoder, f]["acc_nonlinear"]
+            assert rows[encoder, f]["acc_nonlinear"] >= 0.99, rows[encoder, f]
         for f in imgtxt.FACTORS.keys() - CONTENT:
             assert_at_chance(rows[encoder, f])
     for f in CONTENT:  # one-hot features mixed linearly: the logistic regression suffices
@@ -208,8 +211,8 @@ def test_content_codes_read_position_dependent_hue_up_to_the_share_content_expla
     """With `position_dependent_color` the hue is (x + u) / 3, u ~ U[0, 1): E[hue | content] = (x + 1/2) / 3
     explains Var(x) / 9 / Var(hue) = (2/27) / (1/12) = 8/9 of its variance, and nothing in a code of the
     content explains more. The affine code's linear probe reaches it exactly in expectation (E[hue | x]
-    is linear in the one-hot x; the test R² has a standard deviation of about 0.01 at n = 512); the kernel
-    ridge fits up to 63 cell means from ~8 pairs each, which costs it a little more."""
+    is linear in the one-hot x; the test R² has a standard deviation of about 0.005 at n = 512); the
+    kernel ridge fits up to 63 cell means from ~8 pairs each, which costs it a little more."""
     rows = oracle(affine(*CONTENT), warped(*CONTENT), replace(ORACLE, position_dependent_color=True))
     assert abs(rows["image", "hue"]["r2_linear"] - 8 / 9) <= 0.03, rows["image", "hue"]
     for encoder in imgtxt.ENCODERS:
