@@ -241,6 +241,10 @@ def _evaluate(args) -> None:
                          permuted_content=args.permuted_content, nonlinear_probe=args.nonlinear_probe,
                          metrics=metrics, progress=not args.no_progress)
     print(format_table(table))
+    from mmident_jax.report import MISSING, pyplot
+
+    if "mcc" in metrics and pyplot() is None:
+        print(f"skipped correlations.png ({MISSING})", file=sys.stderr)
 
 
 def _positive(args, *flags: str) -> None:

@@ -148,7 +148,7 @@ def reference(tmp_path_factory):
 def test_sigkill_at_random_points_then_restart_ends_as_the_uninterrupted_run(reference, tmp_path):
     rng = random.Random(20240601)
     run, log = tmp_path / "run", tmp_path / "stderr.log"
-    checkpoint, metrics = run / rundir.CHECKPOINT, run / rundir.METRICS
+    metrics = run / rundir.METRICS
     count = lambda: len(metrics.read_text().splitlines()) if metrics.exists() else 0
 
     def during_startup(proc):  # importing and compiling: ~5 s before the first checkpoint on 2 cores

@@ -27,7 +27,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from mmident_jax import rundir, train
+from mmident_jax import report, rundir, train
 from mmident_jax.config import hyper
 from mmident_jax.multiview import tables
 from mmident_jax.multiview.evaluation import evaluate
@@ -106,9 +106,9 @@ def write_results(out: Path, name: str, rows: list[dict], seeds: int, curve: dic
     returns what could not be written."""
     rundir.write_atomic(out / "results.csv", tables.to_csv(rows).encode())
     rundir.write_atomic(out / "results.md", tables.to_markdown(name, rows, seeds).encode())
-    skipped = [] if tables.save_heatmap(out / "results.png", name, rows) else ["results.png (matplotlib missing)"]
+    skipped = [] if tables.save_heatmap(out / "results.png", name, rows) else [f"results.png ({report.MISSING})"]
     if curve is not None and not tables.save_loss_curves(out / "loss.png", name, curve, floor):
-        skipped.append("loss.png (matplotlib missing)")
+        skipped.append(f"loss.png ({report.MISSING})")
     return skipped
 
 
