@@ -229,7 +229,11 @@ def _reusable(path: Path | None, evaluation: dict, say) -> list[dict] | None:
     """A group's stored rows when they were made by this evaluation, computed as today; else None."""
     if path is None or not path.exists():
         return None
-    stored = json.loads(path.read_text())
+    try:
+        stored = json.loads(path.read_text())
+    except ValueError:
+        say(f"{path.name}: not readable; evaluating again")
+        return None
     if isinstance(stored, list):  # written before evaluations were recorded
         stored = {"rows": stored}
     if "evaluation" not in stored:

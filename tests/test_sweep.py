@@ -244,3 +244,23 @@ def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
     assert result.returncode == 2 and "holds another sweep" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_stored_rows_are_reused_only_when_made_as_today(tmp_path):
+    evaluation, made_by, rows = sweep.evaluation_settings(PRESET), provenance.provenance(), [{"seed": 0}]
+    path, said = tmp_path / "group0.json", []
+
+    def reused(stored) -> bool:
+        path.write_text(stored if isinstance(stored, str) else json.dumps(stored))
+        return sweep._reusable(path, evaluation, said.append) == rows
+
+    assert reused({"evaluation": evaluation, "made_by": made_by, "rows": rows})
+    assert not reused({"evaluation": {**evaluation, "num_eval_batches": 2}, "made_by": made_by, "rows": rows})
+    assert not reused({"evaluation": evaluation, "made_by": {**made_by, "backend": "gpu"}, "rows": rows})
+    assert not reused(rows)  # the format before evaluations were recorded
+    assert not reused('{"evaluation": ')
+    assert len(said) == 4 and all(line.startswith("group0.json: ") and line.endswith("evaluating again")
+                                  for line in said)
+    for line, words in zip(said, ["with other settings", "on gpu, which computes differently from",
+                                  "did not record its evaluation", "not readable"]):
+        assert words in line, line
