@@ -341,7 +341,8 @@ def _imgtxt(args) -> None:
         out = Path(args.out)
         seeds = args.seeds or preset.seeds
         prepare_out(out, {"preset": args.preset, "seeds": seeds, "train_steps": args.train_steps})
-        rows = experiment.sweep(preset, out, seeds=seeds, train_steps=args.train_steps, progress=not args.no_progress)
+        rows = experiment.sweep(preset, out, seeds=seeds, train_steps=args.train_steps, progress=not args.no_progress,
+                                say=lambda line: print(line, file=sys.stderr))
         for skipped in experiment.write_results(out, args.preset, rows, preset, seeds):
             print(f"skipped {skipped}", file=sys.stderr)
         print((out / "results.md").read_text())

@@ -81,11 +81,19 @@ def prepare(run_dir, cfg):
         raise RunDirError(f"{run_dir} is not empty and holds no run ({CONFIG} missing)")
     from mmident_jax.provenance import provenance
 
-    made_by = json.loads((run_dir / CONFIG).read_text()).get(PROVENANCE, []) if stored is not None else []
-    made_by += [] if provenance() in made_by else [provenance()]
+    versions = made_by(run_dir) if stored is not None else []
+    versions += [] if provenance() in versions else [provenance()]
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG, (json.dumps({**cfg.to_dict(), PROVENANCE: made_by}, indent=2) + "\n").encode())
+    write_atomic(run_dir / CONFIG, (json.dumps({**cfg.to_dict(), PROVENANCE: versions}, indent=2) + "\n").encode())
     return stored
+
+
+def made_by(run_dir) -> list[dict]:
+    """Every version that trained the run in `run_dir`, oldest first (`provenance`)."""
+    try:
+        return json.loads((Path(run_dir) / CONFIG).read_text()).get(PROVENANCE, [])
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmident_jax import losses, train
+from mmident_jax import losses, provenance, rundir, train
 from mmident_jax.config import ConfigError, replace
 from mmident_jax.imgtxt import dataset, experiment as imgtxt, scenes
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
@@ -92,6 +92,15 @@ def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
     assert (tmp_path / "samples.png").stat().st_size > 0 and (tmp_path / "results.png").stat().st_size > 0
     monkeypatch.setattr(imgtxt, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
     assert json.dumps(imgtxt.sweep(tiny, tmp_path, progress=False)) == json.dumps(rows)
+    monkeypatch.undo()
+    # rows made by another JAX are evaluated again (here to the same numbers), not mixed with today's
+    run = tmp_path / "size3-seed0"
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**stored, "made_by": [{**stored["made_by"][0], "jax": "0.4.1"}]}))
+    said = []
+    assert json.dumps(imgtxt.sweep(tiny, tmp_path, progress=False, say=said.append)) == json.dumps(rows)
+    assert len(said) == 1 and said[0].startswith("size3-seed0: evaluated by ") and "JAX 0.4.1" in said[0]
+    assert rundir.made_by(run)[-1] == provenance.provenance()
 
 
 # ------------------------------------------------------------------ evaluation on oracle codes

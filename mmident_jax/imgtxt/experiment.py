@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import driver, losses, probes as P, report, rundir
+from mmident_jax import driver, losses, probes as P, provenance, report, rundir
 from mmident_jax.imgtxt import scenes, sentences
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
 from mmident_jax.imgtxt.encoders import TextCNN, image_encoder
@@ -191,10 +191,12 @@ COLUMNS = ("encoding_size", "seed", "encoder", "factor", "role", "chance", "acc_
 
 
 def sweep(preset: ImgTxtSweep, out: Path, *, seeds: int | None = None, train_steps: int | None = None,
-          progress: bool = True) -> list[dict]:
+          progress: bool = True, say=print) -> list[dict]:
     """Train and evaluate every (encoding size, seed) of `preset`, one run dir each.
 
-    Runs resume from their checkpoints; evaluated runs keep their rows (`results.csv`).
+    Runs resume from their checkpoints; evaluated runs keep their rows (`results.csv`),
+    unless the version that last ran them computes differently from today's (`provenance`):
+    then `say` tells so and they are evaluated again.
     """
     base = preset.base if train_steps is None else replace(preset.base, train_steps=train_steps)
     rows = []
@@ -204,8 +206,12 @@ def sweep(preset: ImgTxtSweep, out: Path, *, seeds: int | None = None, train_ste
             run_dir = out / f"size{size}-seed{seed}"
             if (run_dir / rundir.RESULTS).exists() and \
                     int(driver.restore(run_dir, program(cfg).init).step) >= cfg.train_steps:
-                rows += read_csv(run_dir / rundir.RESULTS)
-                continue
+                last = (rundir.made_by(run_dir) or [None])[-1]
+                if provenance.computes_like(last, provenance.provenance()):
+                    rows += read_csv(run_dir / rundir.RESULTS)
+                    continue
+                say(f"{run_dir.name}: evaluated by {provenance.describe(last)}, which computes differently "
+                    f"from {provenance.describe(provenance.provenance())}; evaluating again")
             fit(cfg, run_dir, progress=progress)
             rows += evaluate_run(run_dir)
     return rows
