@@ -6,8 +6,10 @@ are computed alike and may be mixed; others are not (a sweep re-evaluates them).
 
 Example:
     >>> info = provenance()
-    >>> sorted(info)[:3], computes_like(info, dict(info, git="another commit"))
-    (['backend', 'git', 'jax'], True)
+    >>> sorted(info)[:3], mismatch(dict(info, git="another commit"))
+    (['backend', 'git', 'jax'], None)
+    >>> mismatch(dict(info, jax="0.4.1")).startswith("evaluated by mmident-jax")
+    True
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ def provenance() -> dict:
             "backend": jax.default_backend()}
 
 
-def computes_like(made_by: dict | None, other: dict) -> bool:
-    """Whether results recorded as `made_by` are computed as `other` computes them."""
-    return made_by is not None and all(made_by.get(k) == other.get(k) for k in COMPUTATION)
+def mismatch(made_by: dict | None) -> str | None:
+    """None when results recorded as `made_by` are computed as today's are; else a phrase
+    for a message: "evaluated by mmident-jax 0.1.0, ..., which computes differently from ..."."""
+    today = provenance()
+    if made_by is not None and all(made_by.get(k) == today.get(k) for k in COMPUTATION):
+        return None
+    return f"evaluated by {_describe(made_by)}, which computes differently from {_describe(today)}"
 
 
-def describe(made_by: dict | None) -> str:
-    """One phrase for a message: "mmident-jax 0.2.0, JAX 0.10.2 on cpu"."""
+def _describe(made_by: dict | None) -> str:
+    """"mmident-jax 0.2.0, JAX 0.10.2 on cpu"."""
     if not made_by:
         return "an earlier version (not recorded)"
     return f"mmident-jax {made_by.get('mmident_jax')}, JAX {made_by.get('jax')} on {made_by.get('backend')}"

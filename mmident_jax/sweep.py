@@ -240,9 +240,8 @@ def _reusable(path: Path | None, evaluation: dict, say) -> list[dict] | None:
         say(f"{path.name}: made by an earlier version that did not record its evaluation; evaluating again")
     elif stored["evaluation"] != evaluation:
         say(f"{path.name}: evaluated with other settings; evaluating again")
-    elif not provenance.computes_like(stored.get("made_by"), provenance.provenance()):
-        say(f"{path.name}: evaluated by {provenance.describe(stored.get('made_by'))}, which computes "
-            f"differently from {provenance.describe(provenance.provenance())}; evaluating again")
+    elif mismatch := provenance.mismatch(stored.get("made_by")):
+        say(f"{path.name}: {mismatch}; evaluating again")
     else:
         return stored["rows"]
     return None

@@ -206,12 +206,11 @@ def sweep(preset: ImgTxtSweep, out: Path, *, seeds: int | None = None, train_ste
             run_dir = out / f"size{size}-seed{seed}"
             if (run_dir / rundir.RESULTS).exists() and \
                     int(driver.restore(run_dir, program(cfg).init).step) >= cfg.train_steps:
-                last = (rundir.made_by(run_dir) or [None])[-1]
-                if provenance.computes_like(last, provenance.provenance()):
+                mismatch = provenance.mismatch((rundir.made_by(run_dir) or [None])[-1])
+                if mismatch is None:
                     rows += read_csv(run_dir / rundir.RESULTS)
                     continue
-                say(f"{run_dir.name}: evaluated by {provenance.describe(last)}, which computes differently "
-                    f"from {provenance.describe(provenance.provenance())}; evaluating again")
+                say(f"{run_dir.name}: {mismatch}; evaluating again")
             fit(cfg, run_dir, progress=progress)
             rows += evaluate_run(run_dir)
     return rows
