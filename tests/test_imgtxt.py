@@ -200,6 +200,7 @@ def test_content_codes_score_content_perfectly_and_everything_else_at_chance(ora
         assert rows["image", f]["acc_linear"] >= 0.99, rows["image", f]
 
 
+@pytest.mark.slow  # ~20 s compiling the evaluation's probes
 def test_modality_specific_factors_are_read_from_their_own_code_only(oracle):
     """The image code also carries the rotation, the text code the phrasing: each is read (R² >= 0.99
     from the affine code; accuracy >= 0.99, as the content's, from the warped one) from its own code
@@ -216,6 +217,7 @@ def test_modality_specific_factors_are_read_from_their_own_code_only(oracle):
             assert_at_chance(rows[encoder, f])
 
 
+@pytest.mark.slow
 def test_content_codes_read_position_dependent_hue_up_to_the_share_content_explains(oracle):
     """With `position_dependent_color` the hue is (x + u) / 3, u ~ U[0, 1): E[hue | content] = (x + 1/2) / 3
     explains Var(x) / 9 / Var(hue) = (2/27) / (1/12) = 8/9 of its variance, and nothing in a code of the

@@ -25,6 +25,7 @@ def files(run: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in run.iterdir()}
 
 
+@pytest.mark.slow  # trains twice; sweep.json's record is checked in the default run (test_sweep.py)
 def test_config_records_every_version_that_trained_the_run(tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0
@@ -56,7 +57,7 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_is_kept(tmp_path):
     assert (damaged / rundir.CHECKPOINT).read_bytes() == (whole / rundir.CHECKPOINT).read_bytes()
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+@pytest.mark.parametrize("code", [errno.ENOSPC, pytest.param(errno.EROFS, marks=pytest.mark.slow)])  # one path
 def test_a_full_disk_or_read_only_run_dir_is_one_line_and_loses_nothing(tmp_path, monkeypatch, code):
     run = tmp_path / "run"
     assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0

@@ -171,7 +171,6 @@ def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_a_diverging_run_is_marked_and_the_others_finish(tmp_path):
     (cfg, runs), = sweep.group_runs(PRESET)[:1]
-    setting, _ = runs[1]
     blowing_up = [(replace(s, cfg=replace(s.cfg, lr=1e30)) if i == 1 else s, seed) for i, (s, seed) in enumerate(runs)]
     trained = sweep.train_group(cfg, blowing_up, tmp_path, "g.ckpt")
     healthy = sweep.train_group(cfg, runs)
