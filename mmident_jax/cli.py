@@ -218,11 +218,11 @@ def train_config(args: argparse.Namespace, flags: dict[str, str] = TRAIN_FLAGS, 
 
 
 def _train(args) -> None:
-    from mmident_jax import driver
+    from mmident_jax import train
     from mmident_jax.evaluation import monitor
 
     cfg = train_config(args)
-    state = driver.fit(cfg, args.run_dir, monitor=monitor(cfg), progress=not args.no_progress)
+    state = train.fit(cfg, args.run_dir, monitor=monitor(cfg), progress=not args.no_progress)
     print(f"{args.run_dir}: trained to step {int(state.step)}")
 
 
@@ -264,18 +264,18 @@ def _sweep(args) -> None:
         seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
         nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size, metrics=_metrics(args))
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
-    from mmident_jax import sweep
-    from mmident_jax.train import TrainingDiverged
+    from mmident_jax import sweep, twoview
+    from mmident_jax.core import TrainingDiverged
 
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-    out = Path(args.out)
-    sweep.prepare_out(out, {"preset": args.preset, "seeds": preset.seeds, "train_steps": args.train_steps})
-    rows = sweep.sweep(preset, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
+    out, study = Path(args.out), twoview.study(preset)
+    sweep.prepare_out(out, sweep.identity(args.preset, study, preset.seeds, train_steps=args.train_steps))
+    rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     import jax
 
     if jax.process_index() == 0:
-        for skipped in sweep.write_results(out, args.preset, rows, preset):
+        for skipped in twoview.write_results(out, args.preset, rows, preset):
             print(f"skipped {skipped}", file=sys.stderr)
         print((out / "results.md").read_text())
     diverged = sweep.diverged_runs(rows, preset.labels)
@@ -312,10 +312,10 @@ def _report(args) -> None:
         preset = presets.get("imgtxt sweep", name)
         skipped = experiment.write_results(out, name, experiment.stored_rows(out, preset, seeds), preset, seeds)
     else:
-        from mmident_jax import sweep
+        from mmident_jax import sweep, twoview
 
-        preset = presets.sweep_preset(name).with_overrides(seeds=seeds)
-        skipped = sweep.write_results(out, name, sweep.stored_rows(out, preset), preset)
+        preset = presets.sweep_preset(name).with_overrides(seeds=seeds, train_steps=identity.get("train_steps"))
+        skipped = twoview.write_results(out, name, sweep.stored_rows(out, twoview.study(preset)), preset)
     for item in skipped:
         print(f"skipped {item}", file=sys.stderr)
     print((out / "results.md").read_text())
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
     from mmident_jax.imgtxt.dataset import DatasetError
     from mmident_jax.probes import ProbeError
     from mmident_jax.rundir import RunDirError
-    from mmident_jax.train import TrainingDiverged
+    from mmident_jax.core import TrainingDiverged
 
     try:
         {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report, "score": score.run,

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax import driver, latents, probes as P, report, rundir, train
+from mmident_jax import core, latents, probes as P, report, rundir, train
 from mmident_jax.config import (EVAL_BATCH_SIZE as BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES,
                                 Config, Hyper, hyper)
 
@@ -46,7 +46,7 @@ def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_b
     is permuted across each batch before mixing (both modalities alike): the codes see
     c' while the labels keep c (on which style may depend) and c'.
     """
-    key = jax.random.fold_in(train.stream(state.key, "evaluation"), split)
+    key = jax.random.fold_in(core.stream(state.key, "evaluation"), split)
 
     def batch(i):
         k_pos, k_neg, k_perm = jax.random.split(jax.random.fold_in(key, i), 3)
@@ -70,7 +70,7 @@ PROBE_KINDS = ("mlp", "mlp_regressor", "mlp_classifier")
 
 def probe_key(run_key: jax.Array, kind: str, block: int, encoder: int) -> jax.Array:
     """The key of one stochastic probe fit: the run's "probes" stream, by probe kind, block and encoder."""
-    key = jax.random.fold_in(train.stream(run_key, "probes"), PROBE_KINDS.index(kind))
+    key = jax.random.fold_in(core.stream(run_key, "probes"), PROBE_KINDS.index(kind))
     return jax.random.fold_in(jax.random.fold_in(key, block), encoder)
 
 
@@ -197,7 +197,7 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
 def monitor_data(state: train.TrainState, cfg: Config, hp: Hyper):
     """Validation loss, codes and latent blocks of the run's fixed monitor set (jittable)."""
     n = MONITOR_SIZE
-    blocks = latents.sample_blocks(train.stream(state.key, "monitor"), state.truth.latents, cfg, hp, 2 * n)
+    blocks = latents.sample_blocks(core.stream(state.key, "monitor"), state.truth.latents, cfg, hp, 2 * n)
     first, second = (jax.tree.map(lambda x: x[sl], blocks) for sl in (slice(None, n), slice(n, None)))
     val_loss = train.contrastive_loss(state.params, cfg, hp, state.truth, first, second)
     return val_loss, train.codes(state.params, cfg, state.truth, blocks), blocks
@@ -230,7 +230,7 @@ def monitor(cfg: Config):
 def validation_loss(state: train.TrainState, cfg: Config, n: int = VALIDATION_SIZE) -> float:
     """The training objective on `n` held-out positive pairs (and `n` negatives), as the paper reports it."""
     hp = hyper(cfg)
-    key = jax.random.fold_in(train.stream(state.key, "evaluation"), 2)  # splits 0, 1: validation, test sets
+    key = jax.random.fold_in(core.stream(state.key, "evaluation"), 2)  # splits 0, 1: validation, test sets
     sample = lambda k: latents.sample_blocks(k, state.truth.latents, cfg, hp, n)
     k_pos, k_neg = jax.random.split(key)
     loss = jax.jit(train.contrastive_loss, static_argnums=1)
@@ -277,7 +277,7 @@ def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
                  progress: bool = True) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir)
-    state = driver.restore(run_dir, driver.scanned(cfg).init)
+    state = train.restore(run_dir, cfg)
     if progress:
         from rich.console import Console
 

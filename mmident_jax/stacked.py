@@ -36,6 +36,28 @@ from mmident_jax import rundir
 LATEST = "latest.json"
 
 
+class Stacked:
+    """The checkpoint directory `path` as the engine's store (`engine.Store`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def load(self, target):
+        return restore(self.path, target) if exists(self.path) else None
+
+    def save(self, step: int, first: int, local, diverged_at: np.ndarray, parts: list[tuple[int, int]]) -> None:
+        """Each process writes its runs; once all have, process 0 commits the step."""
+        import jax
+        from jax.experimental import multihost_utils
+
+        if first < len(diverged_at):
+            save_part(self.path, step, first, local, diverged_at[first:first + len(jax.tree.leaves(local)[0])])
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"{self.path} step {step}")
+        if jax.process_index() == 0:
+            commit(self.path, step, parts)
+
+
 def _part(path: Path, step: int, lo: int, hi: int) -> Path:
     return path / f"step{step:09d}.runs{lo}-{hi}.msgpack"
 
@@ -83,19 +105,3 @@ def restore(path: Path, target):
         raise rundir.RunDirError(f"{path} holds {stored} runs, not this group's {wanted}; "
                                  "delete it to retrain the group")
     return int(latest["step"]), state, joined["diverged_at"]
-
-
-def restore_file(path: Path, target):
-    """(step, state, diverged_at) from one msgpack file of stacked runs (the format before
-    `save_part`: padded runs beyond those of `target` are dropped; none diverged)."""
-    import jax
-    from flax import serialization
-
-    wanted = len(jax.tree.leaves(target)[0])
-    try:
-        stored = serialization.msgpack_restore(path.read_bytes())
-        state = serialization.from_state_dict(target, jax.tree.map(lambda x: x[:wanted], stored))
-    except Exception as e:
-        raise rundir.RunDirError(f"{path} is not a readable checkpoint of this group "
-                                 f"({type(e).__name__}); delete it to retrain the group") from None
-    return int(np.max(state.step)), state, np.zeros(wanted, np.int32)

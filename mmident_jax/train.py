@@ -1,11 +1,11 @@
-"""Training, pure: `make_train(cfg)` returns `train(key)`, a function of the key alone.
+"""The two-view experiment, pure: `experiment(cfg)` for the core, `make_train(cfg)` -> `train(key)`.
 
-Everything seed-dependent is derived from one key through named streams
-(`stream(key, "truth")`, ...): the ground-truth latent model and mixers, the encoder
-initialisation, the training data (step t draws from `fold_in(data key, t)` inside
-the scanned step, so data never leaves the device), the evaluation and monitor sets
-and the probes (docs/random-streams.md). Nothing here touches files or the terminal:
-`driver.fit` trains a run in its directory.
+Everything seed-dependent is derived from one key through the named streams of
+`core.stream`: the ground-truth latent model and mixers, the encoder initialisation,
+the training data (step t draws from `fold_in(data key, t)` inside the scanned step, so
+data never leaves the device), the evaluation and monitor sets and the probes
+(docs/random-streams.md). Nothing here touches files or the terminal: `fit` trains a
+run in its directory (`driver.fit`), `sweep` many (`engine`).
 
 Example, three seeds in one program:
     >>> import jax
@@ -25,15 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mmident_jax import encoders, latents, losses, mixing
+from mmident_jax import core, driver, encoders, latents, losses, mixing
 from mmident_jax.config import Config, Hyper, hyper
-
-STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4, "probes": 5}
-
-
-def stream(key: jax.Array, name: str) -> jax.Array:
-    """The key of one named random stream of a run."""
-    return jax.random.fold_in(key, STREAMS[name])
+from mmident_jax.core import stream
 
 
 class GroundTruth(NamedTuple):
@@ -156,18 +150,14 @@ def make_step(cfg: Config) -> Callable[[TrainState, Hyper], tuple[TrainState, ja
     return step
 
 
-def scan_steps(step: Callable) -> Callable:
-    """`run(state, hp, n) -> (state, stacked outputs)`: n calls of `step(state, hp)` in one `lax.scan` (n static)."""
-
-    def run(state, hp, n):
-        return jax.lax.scan(lambda s, _: step(s, hp), state, None, length=n)
-
-    return run
+def experiment(cfg: Config) -> core.Experiment:
+    """The run `cfg` as the core's experiment (init, step, length)."""
+    return core.Experiment(make_init(cfg), make_step(cfg), cfg.train_steps, cfg.log_steps)
 
 
 def make_run(cfg: Config) -> Callable[[TrainState, Hyper, int], tuple[TrainState, jax.Array]]:
     """`run(state, hp, n) -> (state, losses)`: `n` steps in one `lax.scan` (n static)."""
-    return scan_steps(make_step(cfg))
+    return core.scan_steps(make_step(cfg))
 
 
 def make_train(cfg: Config) -> Callable[..., tuple[TrainState, jax.Array]]:
@@ -176,19 +166,16 @@ def make_train(cfg: Config) -> Callable[..., tuple[TrainState, jax.Array]]:
     `hp` defaults to the config's numbers (`hyper(cfg)`); pass a batched `Hyper` to
     vmap over learning rates, style-change probabilities, ...
     """
-    init, run = make_init(cfg), make_run(cfg)
-
-    def train(key, hp=None):
-        hp = hyper(cfg) if hp is None else hp
-        return run(init(key, hp), hp, cfg.train_steps)
-
-    return train
+    train = core.make_train(experiment(cfg))
+    return lambda key, hp=None: train(key, hyper(cfg) if hp is None else hp)
 
 
-def chunk_length(cfg: Config, step: int) -> int:
-    """Steps of the next scanned chunk from `step`: up to the next multiple of `log_steps`."""
-    return min(cfg.log_steps - step % cfg.log_steps, cfg.train_steps - step)
+def fit(cfg: Config, run_dir, *, monitor=None, progress: bool = True, print_fn=print) -> TrainState:
+    """Train `cfg` in `run_dir` (resuming from its checkpoint) with `driver.fit`."""
+    return driver.fit(cfg, run_dir, experiment(cfg), hyper(cfg), monitor=monitor, progress=progress,
+                      print_fn=print_fn)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+def restore(run_dir, cfg: Config) -> TrainState:
+    """The state saved in `run_dir` of the run `cfg`."""
+    return driver.restore(run_dir, experiment(cfg), hyper(cfg))

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax import probes as P, train
+from mmident_jax import core, probes as P
 from mmident_jax.config import Hyper, hyper
 from mmident_jax.multiview.model import Sample, TrainState, codes, contrastive_loss, sample
 from mmident_jax.multiview.structure import MultiviewConfig
@@ -48,7 +48,7 @@ def eval_data(state: TrainState, cfg: MultiviewConfig, hp: Hyper, split: int, nu
     Batch i of split s draws from fold_in(fold_in(evaluation stream, s), i), split in three
     (positives, negatives, unused), as `mmident_jax.evaluate.eval_data`.
     """
-    key = jax.random.fold_in(train.stream(state.key, "evaluation"), split)
+    key = jax.random.fold_in(core.stream(state.key, "evaluation"), split)
 
     def batch(i):
         k_pos, k_neg, _ = jax.random.split(jax.random.fold_in(key, i), 3)

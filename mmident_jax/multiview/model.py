@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import encoders, latents, losses, mixing, train
+from mmident_jax import core, encoders, latents, losses, mixing, train
 from mmident_jax.config import Hyper, hyper
 from mmident_jax.multiview.structure import MultiviewConfig, Views
 
@@ -146,7 +146,7 @@ def view_latents(views: Views, batch: Sample, k: int) -> jax.Array:
 
 def init_truth(key: jax.Array, cfg: MultiviewConfig) -> Truth:
     """The ground truth of the run with root key `key`: latent parameters and K mixers."""
-    k_latents, *k_mixers = jax.random.split(train.stream(key, "truth"), cfg.views.k + 1)
+    k_latents, *k_mixers = jax.random.split(core.stream(key, "truth"), cfg.views.k + 1)
     mixers = tuple(mixing.init(k, len(s), cfg.n_mixing_layer, method=cfg.mixing_init, pool=cfg.cond_pool,
                                ratio=cfg.cond_thresh_ratio) for k, s in zip(k_mixers, cfg.views.subsets))
     return Truth(init_latents(k_latents, cfg), mixers)
@@ -154,7 +154,7 @@ def init_truth(key: jax.Array, cfg: MultiviewConfig) -> Truth:
 
 def init_params(key: jax.Array, cfg: MultiviewConfig) -> tuple:
     """Encoder parameters, one tree per view; view k's from fold_in(encoder stream, k)."""
-    key = train.stream(key, "encoder")
+    key = core.stream(key, "encoder")
     return tuple(encoders.module(cfg.encoder_config(k)).init(jax.random.fold_in(key, k), jnp.zeros((1, len(s))))
                  for k, s in enumerate(cfg.views.subsets))
 
@@ -219,7 +219,7 @@ def contrastive_loss(params, cfg: MultiviewConfig, hp: Hyper, truth: Truth, posi
 
 def data(state: TrainState, cfg: MultiviewConfig, hp: Hyper) -> tuple[Sample, Sample]:
     """The positive and the negative batch of step `state.step`: fold_in(data stream, step), split in two."""
-    k_pos, k_neg = jax.random.split(jax.random.fold_in(train.stream(state.key, "data"), state.step))
+    k_pos, k_neg = jax.random.split(jax.random.fold_in(core.stream(state.key, "data"), state.step))
     with jax.named_scope("sample"):
         return tuple(sample(k, state.truth.latents, cfg, hp, cfg.batch_size) for k in (k_pos, k_neg))
 
