@@ -9,14 +9,14 @@ needs when it runs.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import sys
 
-from mmident_jax import multiview, presets, score
+from mmident_jax import presets, score
 from mmident_jax.config import (EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config,
-                                ConfigError, check_eval_size, replace)
-from mmident_jax.imgtxt.config import ImgTxtConfig
+                                ConfigError, check_eval_size)
+from mmident_jax.flags import Parser, add_config_flags, add_preset, positive, run_config
+from mmident_jax.imgtxt import command as imgtxt
+from mmident_jax.multiview import command as multiview
 
 # Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
 TRAIN_FLAGS = {
@@ -56,49 +56,7 @@ TRAIN_FLAGS = {
 }
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (no usage block) with exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _flag_type(field: dataclasses.Field):
-    return {"int": int, "float": float, "str": str, "tuple[int, ...]": _widths}[field.type]
-
-
-def _preset_defaults(name: str, command: str) -> str:
-    show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v
-    return ", ".join(f"{p}: {show(getattr(presets.get(command, p), name))}" for p in presets.names(command))
-
-
-def _add_preset(parser: argparse.ArgumentParser, command: str, required: bool, default_help: str = "") -> None:
-    """--preset with the registry's choices for `command`, each listed with its one line."""
-    about = "; ".join(f"{name}: {presets.REGISTRY[command, name].about}" for name in presets.names(command))
-    parser.add_argument("--preset", required=required, choices=presets.names(command), metavar="NAME",
-                        help=f"{about}{default_help}")
-
-
-def _add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], command: str, kind: type) -> None:
-    """One flag per config field in `flags`, its help showing every preset's default."""
-    fields = {f.name: f for f in dataclasses.fields(kind)}
-    for name, text in flags.items():
-        flag = "--" + name.replace("_", "-")
-        help_text = f"{text} (default {_preset_defaults(name, command)})"
-        if fields[name].type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
-
-
-def _add_metrics(parser: argparse.ArgumentParser) -> None:
+def _add_metrics(parser) -> None:
     parser.add_argument("--metrics", default="", help=f"identifiability metrics to add, comma-separated subset of "
                         f"{','.join(IDENTIFIABILITY_METRICS)} (docs/metrics.md; default none)")
 
@@ -117,8 +75,8 @@ def build_parser() -> Parser:
 
     train = commands.add_parser("train", help="train one run (resumes from the run directory)")
     train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    _add_preset(train, "train", False, " (default: the stored config when resuming, else paper)")
-    _add_config_flags(train, TRAIN_FLAGS, "train", Config)
+    add_preset(train, "train", False, " (default: the stored config when resuming, else paper)")
+    add_config_flags(train, TRAIN_FLAGS, "train", Config)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
@@ -137,7 +95,7 @@ def build_parser() -> Parser:
 
     sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
     sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
-    _add_preset(sweep, "sweep", True)
+    add_preset(sweep, "sweep", True)
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
@@ -157,71 +115,15 @@ def build_parser() -> Parser:
     multiview.add_parser(commands)
     report = commands.add_parser("report", help="rewrite a finished sweep's tables and figures from its stored rows")
     report.add_argument("--out", required=True, help="a sweep's directory (with sweep.json)")
-    _add_imgtxt(commands)
+    imgtxt.add_parser(commands)
     return parser
-
-
-IMGTXT_FLAGS = {
-    "encoding_size": "code dimensions",
-    "image_size": "image side in pixels",
-    "image_encoder": "resnet18 (paper) or cnn",
-    "position_dependent_color": "hue drawn from the third of [0, 1] of the x-position",
-    "temperature": "temperature tau",
-    "seed": "random seed of the run",
-    "batch_size": "pairs per step",
-    "lr": "Adam learning rate",
-    "train_steps": "total optimisation steps",
-    "log_steps": "steps between checkpoints and metrics lines",
-    "eval_size": "held-out pairs to fit the probes on (and as many to score them)",
-}
-
-
-def _add_imgtxt(commands) -> None:
-    imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
-    sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
-    train = sub.add_parser("train", help="train one image/text run (resumes from the run directory)")
-    train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    _add_preset(train, "imgtxt train", False, " (default: the stored config when resuming, else imgtxt)")
-    _add_config_flags(train, IMGTXT_FLAGS, "imgtxt train", ImgTxtConfig)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
-    evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
-    sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
-    sweep.add_argument("--out", required=True, help="directory for the runs and results")
-    _add_preset(sweep, "imgtxt sweep", True)
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
-    sweep.add_argument("--seeds", type=int, help="seeds per encoding size (default: the preset's)")
-    sweep.add_argument("--train-steps", type=int, help="override the training steps")
-    export = sub.add_parser("export", help="write generated pairs in the Multimodal3DIdent folder layout")
-    export.add_argument("--out", required=True, help="a new directory")
-    export.add_argument("--n", type=int, default=1000, help="pairs (default 1000)")
-    export.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
-    export.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    export.add_argument("--position-dependent-color", action="store_true",
-                        help="hue drawn from the third of [0, 1] of the x-position")
-
-
-def train_config(args: argparse.Namespace, flags: dict[str, str] = TRAIN_FLAGS, command: str = "train",
-                 default: str = "paper"):
-    """The run's config: preset (or the stored config when resuming, else `default`), then the flags."""
-    from mmident_jax import rundir
-
-    if args.preset is not None:
-        base = presets.get(command, args.preset)
-    else:
-        try:
-            base = rundir.load_config(args.run_dir, type(presets.get(command, default)))
-        except rundir.RunDirError:
-            base = presets.get(command, default)
-    overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
-    return replace(base, **overrides)
 
 
 def _train(args) -> None:
     from mmident_jax import train
     from mmident_jax.evaluation import monitor
 
-    cfg = train_config(args)
+    cfg = run_config(args, TRAIN_FLAGS, "train", "paper")
     state = train.fit(cfg, args.run_dir, monitor=monitor(cfg), progress=not args.no_progress)
     print(f"{args.run_dir}: trained to step {int(state.step)}")
 
@@ -247,17 +149,10 @@ def _evaluate(args) -> None:
         print(f"skipped correlations.png ({MISSING})", file=sys.stderr)
 
 
-def _positive(args, *flags: str) -> None:
-    for flag in flags:
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-
-
 def _sweep(args) -> None:
     from pathlib import Path
 
-    _positive(args, "seeds", "train_steps", "num_eval_batches", "eval_size")
+    positive(args, "seeds", "train_steps", "num_eval_batches", "eval_size")
     if args.eval_size is not None and args.eval_size < 6:
         raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
     preset = presets.sweep_preset(args.preset).with_overrides(
@@ -270,7 +165,8 @@ def _sweep(args) -> None:
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     out, study = Path(args.out), twoview.study(preset)
-    sweep.prepare_out(out, sweep.identity(args.preset, study, preset.seeds, train_steps=args.train_steps))
+    sweep.prepare_out(out, sweep.identity(args.preset, study, preset.seeds, experiment="twoview",
+                                          train_steps=args.train_steps))
     rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     import jax
 
@@ -284,6 +180,17 @@ def _sweep(args) -> None:
                                + "; ".join(diverged))
 
 
+def _report_twoview(out, identity: dict) -> list[str]:
+    from mmident_jax import sweep, twoview
+
+    name = identity["preset"]
+    preset = presets.sweep_preset(name).with_overrides(seeds=identity["seeds"], train_steps=identity.get("train_steps"))
+    return twoview.write_results(out, name, sweep.stored_rows(out, twoview.study(preset)), preset)
+
+
+REPORTS = {"twoview": _report_twoview, "multiview": multiview.report, "imgtxt": imgtxt.report}
+
+
 def _report(args) -> None:
     """results.csv, results.md and the figures of a finished sweep, from the rows it stored."""
     import json
@@ -294,71 +201,12 @@ def _report(args) -> None:
     out = Path(args.out)
     try:
         identity = json.loads((out / "sweep.json").read_text())
-        name, seeds = identity["preset"], identity["seeds"]
+        report = REPORTS[identity["experiment"]]
     except (OSError, ValueError, KeyError, TypeError):
         raise rundir.RunDirError(f"{out} holds no sweep (no readable sweep.json)") from None
-    if identity.get("experiment") == "multiview":
-        from mmident_jax.multiview.experiment import run_experiment
-
-        preset = presets.get("multiview", name).with_overrides(seeds=seeds)
-        if not (out / "rows.json").exists():
-            raise rundir.RunDirError(f"{out} has no rows.json; run the sweep first")
-        run_experiment(name, preset, out)
-        print((out / "results.md").read_text())
-        return
-    if ("imgtxt sweep", name) in presets.REGISTRY:
-        from mmident_jax.imgtxt import experiment
-
-        preset = presets.get("imgtxt sweep", name)
-        skipped = experiment.write_results(out, name, experiment.stored_rows(out, preset, seeds), preset, seeds)
-    else:
-        from mmident_jax import sweep, twoview
-
-        preset = presets.sweep_preset(name).with_overrides(seeds=seeds, train_steps=identity.get("train_steps"))
-        skipped = twoview.write_results(out, name, sweep.stored_rows(out, twoview.study(preset)), preset)
-    for item in skipped:
+    for item in report(out, identity):
         print(f"skipped {item}", file=sys.stderr)
     print((out / "results.md").read_text())
-
-
-def _imgtxt(args) -> None:
-    from pathlib import Path
-
-    from mmident_jax import rundir
-    from mmident_jax.imgtxt import experiment
-    from mmident_jax.sweep import prepare_out
-
-    if args.imgtxt_command == "train":
-        cfg = train_config(args, IMGTXT_FLAGS, "imgtxt train", "imgtxt")
-        state = experiment.fit(cfg, args.run_dir, progress=not args.no_progress)
-        print(f"{args.run_dir}: trained to step {int(state.step)}")
-    elif args.imgtxt_command == "evaluate":
-        rows = experiment.evaluate_run(args.run_dir)
-        print(experiment.to_markdown(str(args.run_dir), rows, 1))
-    elif args.imgtxt_command == "sweep":
-        preset = presets.get("imgtxt sweep", args.preset)
-        _positive(args, "seeds", "train_steps")
-        out = Path(args.out)
-        seeds = args.seeds or preset.seeds
-        prepare_out(out, {"preset": args.preset, "seeds": seeds, "train_steps": args.train_steps})
-        rows = experiment.sweep(preset, out, seeds=seeds, train_steps=args.train_steps, progress=not args.no_progress,
-                                say=lambda line: print(line, file=sys.stderr))
-        for skipped in experiment.write_results(out, args.preset, rows, preset, seeds):
-            print(f"skipped {skipped}", file=sys.stderr)
-        print((out / "results.md").read_text())
-    else:
-        import jax
-
-        from mmident_jax.imgtxt import dataset, scenes
-
-        if args.n < 1 or args.image_size < 16:
-            raise ConfigError(f"--n must be >= 1 and --image-size >= 16, got {args.n} and {args.image_size}")
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise rundir.RunDirError(f"--out {out} exists and is not an empty directory")
-        factors = scenes.sample_factors(jax.random.PRNGKey(args.seed), args.n, args.position_dependent_color)
-        dataset.export(out, factors, size=args.image_size)
-        print(f"{out}: {args.n} pairs")
 
 
 def main(argv=None) -> int:
@@ -370,7 +218,7 @@ def main(argv=None) -> int:
 
     try:
         {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report, "score": score.run,
-         "multiview": multiview.run, "imgtxt": _imgtxt}[args.command](args)
+         "multiview": multiview.run, "imgtxt": imgtxt.run}[args.command](args)
     except (ConfigError, RunDirError, DatasetError, ProbeError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
         return 2

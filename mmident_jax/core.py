@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
+import optax
 
 STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4, "probes": 5}
 
@@ -50,6 +51,36 @@ class Experiment(NamedTuple):
     train_steps: int
     log_steps: int
     scan: bool = True
+
+
+class TrainState(NamedTuple):
+    """The state of a contrastive run: steps taken, encoder parameters, optimiser state,
+    the fixed ground truth of its generative model and its root key."""
+
+    step: jax.Array  # int32, number of optimisation steps taken
+    params: Any
+    opt_state: Any
+    truth: Any
+    key: jax.Array
+
+
+def make_step(data: Callable, loss: Callable, optimizer: Callable) -> Callable:
+    """`step(state, hp) -> (state, losses)` from an experiment's data, loss and optimiser.
+
+    `data(state, hp)` draws the step's batch (on the device, from the state's key and
+    step); `loss(params, state, hp, batch) -> (total, losses)` is differentiated in
+    `params`; `optimizer(hp)` is the `optax` transformation (its learning rate may be traced).
+    """
+
+    def step(state, hp):
+        batch = data(state, hp)
+        (_, losses), grads = jax.value_and_grad(loss, has_aux=True)(state.params, state, hp, batch)
+        with jax.named_scope("update"):
+            updates, opt_state = optimizer(hp).update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+        return state._replace(step=state.step + 1, params=params, opt_state=opt_state), losses
+
+    return step
 
 
 def scan_steps(step: Callable) -> Callable:

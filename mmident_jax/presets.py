@@ -1,17 +1,17 @@
-"""Every named preset, in one registry: the command that takes it, its value and one line about it.
+"""Every named preset, in one registry, and the two-view experiment's presets.
 
-Run presets are configs (`train`: a `Config`; `imgtxt train`: an `ImgTxtConfig`); sweep
-presets are `SweepPreset`s (`sweep`) or image/text sweeps (`imgtxt sweep`). The command
-line's help, choices and errors are generated from `REGISTRY`, so a new preset is one
-entry. This module does not load JAX: the command line reads it before any work starts.
+Each entry is the command that takes it, its value and one line about it. The two-view
+presets are listed here (`train`: a `Config`; `sweep`: a `SweepPreset`); every other
+experiment registers its own from its package (`register`, e.g. in
+`mmident_jax.multiview.command`). The command line's help, choices and errors are
+generated from `REGISTRY`, so a new preset is one entry. This module does not load JAX:
+the command line reads it before any work starts.
 
 Example:
     >>> names("sweep")[:3]
     ['table1', 'table1-quick', 'table1-independent']
     >>> get("train", "quick").batch_size
     256
-    >>> get("imgtxt sweep", "imgtxt-quick").sizes
-    (4, 8)
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mmident_jax.config import EVAL_BATCH_SIZE, PAPER, QUICK, Config, ConfigError
-from mmident_jax.imgtxt import config as imgtxt_config
-from mmident_jax.multiview import structure as multiview
 
 
 # ------------------------------------------------------------------ sweep presets
@@ -146,7 +144,7 @@ def _quick_ablation(settings, steps: int, seeds: int, labels, report: str) -> Sw
 
 @dataclass(frozen=True)
 class Preset:
-    command: str  # the command that takes it: "train", "sweep", "imgtxt train", "imgtxt sweep", "multiview"
+    command: str  # the command that takes it: "train", "sweep", "imgtxt train", "imgtxt sweep", "multiview", ...
     value: Any
     about: str
 
@@ -186,21 +184,14 @@ def _entries():
     yield "discrete-quick", Preset("sweep", _quick_ablation(discrete_settings(QUICK_ABLATION, ks=(3, 10)), 15_000, 2,
                                                             ("discrete", "k"), "discrete"),
                                    "discrete ablation (k = 3, 10), quick scale")
-    yield "imgtxt", Preset("imgtxt train", imgtxt_config.PAPER, "image/text at the paper's scale (ResNet-18)")
-    yield "imgtxt-quick", Preset("imgtxt train", imgtxt_config.QUICK, "image/text with a small CNN on 32x32 images")
-    yield "imgtxt", Preset("imgtxt sweep", imgtxt_config.ImgTxtSweep(imgtxt_config.PAPER, (1, 2, 3, 4, 6, 8, 10, 12), 3),
-                           "image/text encoding sizes 1..12 x 3 seeds, paper scale")
-    yield "imgtxt-quick", Preset("imgtxt sweep", imgtxt_config.ImgTxtSweep(imgtxt_config.QUICK, (4, 8), 1),
-                                 "image/text encoding sizes 4 and 8, quick scale")
-    yield "multiview", Preset("multiview", multiview.Preset(multiview.MULTIVIEW),
-                              "Yao et al.: 6 latents, 4 views, every subset of >= 2 views, 100,000 steps")
-    yield "multiview-dependent", Preset("multiview", multiview.Preset(multiview.MULTIVIEW_DEPENDENT),
-                                        "the same with Wishart-dependent latents")
-    yield "multiview-quick", Preset("multiview", multiview.Preset(multiview.MULTIVIEW_QUICK, eval_batch_size=1024),
-                                    "Yao et al.'s structure at quick scale: 3 seeds in minutes on a CPU")
 
 
 REGISTRY: dict[tuple[str, str], Preset] = {(p.command, name): p for name, p in _entries()}
+
+
+def register(name: str, command: str, value: Any, about: str) -> None:
+    """Add an experiment's preset: each experiment package registers its own beside its command."""
+    REGISTRY[command, name] = Preset(command, value, about)
 
 
 def names(command: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""What made a result: the package version (and git commit), JAX's version and the backend.
+"""What made a result: the package version (and git commit), JAX's version, the backend and its devices.
 
 Run directories (`config.json`), sweeps (`sweep.json`) and their stored rows record it.
 Results made by the same package version with the same JAX version on the same backend
@@ -25,11 +25,13 @@ COMPUTATION = ("mmident_jax", "jax", "backend")  # what fixes the numbers
 
 @functools.cache
 def provenance() -> dict:
-    """{"mmident_jax": version, "git": commit or None, "jax": version, "backend": "cpu"/"gpu"/"tpu"}."""
+    """{"mmident_jax": version, "git": commit or None, "jax": version, "backend": "cpu"/"gpu"/"tpu",
+    "devices": how many}. The device count is recorded, not compared: XLA's CPU runtime rounds
+    differently with another number of (forced host) devices (docs/random-streams.md)."""
     import jax
 
     return {"mmident_jax": __version__, "git": _git_commit(), "jax": jax.__version__,
-            "backend": jax.default_backend()}
+            "backend": jax.default_backend(), "devices": jax.device_count()}
 
 
 def mismatch(made_by: dict | None) -> str | None:

@@ -227,12 +227,13 @@ def initialize_distributed(coordinator_address=None, num_processes=None, process
 
 
 def identity(name: str, study: Study, seeds: int, **extra) -> dict:
-    """What fixes a sweep's training: its preset's name, seeds, and the resolved config of every
-    setting (labels and config), as `sweep.json` records it."""
+    """What fixes a sweep's training: its preset's name, seeds, how the devices batch the runs
+    (`Study.batching`) and the resolved config of every setting (labels and config), as
+    `sweep.json` records it."""
     settings = {}
     for run in study.runs:
         settings.setdefault(run.labels, run.cfg)
-    return json.loads(json.dumps({"preset": name, "seeds": seeds, **extra, "settings": [
+    return json.loads(json.dumps({"preset": name, "seeds": seeds, **extra, "batching": study.batching, "settings": [
         {"labels": dict(labels), "config": cfg.to_dict()} for labels, cfg in settings.items()]}))
 
 

@@ -19,15 +19,14 @@ Example, three seeds in one program:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from mmident_jax import core, driver, encoders, latents, losses, mixing
+from mmident_jax import core, driver, encoders, latents, losses, mixing, optim
 from mmident_jax.config import Config, Hyper, hyper
-from mmident_jax.core import stream
+from mmident_jax.core import TrainState, stream
 
 
 class GroundTruth(NamedTuple):
@@ -36,14 +35,6 @@ class GroundTruth(NamedTuple):
     latents: latents.LatentParams
     f1: mixing.Mixer
     f2: mixing.Mixer
-
-
-class TrainState(NamedTuple):
-    step: jax.Array  # int32, number of optimisation steps taken
-    params: Any  # encoder parameters
-    opt_state: Any
-    truth: GroundTruth
-    key: jax.Array  # the run's root key
 
 
 def init_truth(key: jax.Array, cfg: Config) -> GroundTruth:
@@ -57,24 +48,6 @@ def init_truth(key: jax.Array, cfg: Config) -> GroundTruth:
     f1 = mixer(k_f1)
     f2 = f1 if cfg.shared_mixing else mixer(k_f2)
     return GroundTruth(latents.init(k_latents, cfg), f1, f2)
-
-
-def learning_rate(cfg: Config, peak, count):
-    """The lr at optimiser step `count`: constant, or linear warm-up then cosine decay to 0.
-
-    The decay ends at `cfg.train_steps`; a run shorter than its warm-up only warms up.
-    """
-    if cfg.lr_schedule == "constant":
-        return peak
-    warm = jnp.minimum(1.0, count / max(cfg.warmup_steps, 1))
-    progress = jnp.clip((count - cfg.warmup_steps) / max(cfg.train_steps - cfg.warmup_steps, 1), 0.0, 1.0)
-    return peak * warm * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-
-
-def optimizer(cfg: Config, lr) -> optax.GradientTransformation:
-    """Adam after global-norm clipping, with the schedule of `learning_rate` (peak may be traced)."""
-    schedule = lr if cfg.lr_schedule == "constant" else (lambda count: learning_rate(cfg, lr, count))
-    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(schedule))
 
 
 def observations(cfg: Config, truth: GroundTruth, blocks: latents.Blocks):
@@ -120,19 +93,12 @@ def data(state: TrainState, cfg: Config, hp: Hyper) -> tuple[latents.Blocks, lat
                      for k in (k_pos, k_neg))
 
 
-def apply_gradients(cfg: Config, hp: Hyper, params, opt_state, grads):
-    """`(params, opt_state)` after one optimiser update with `grads`."""
-    with jax.named_scope("update"):
-        updates, opt_state = optimizer(cfg, hp.lr).update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-
 def make_init(cfg: Config) -> Callable[[jax.Array, Hyper], TrainState]:
     """`init(key, hp)`: the state before the first step."""
 
     def init(key, hp):
         params = encoders.init(stream(key, "encoder"), cfg)
-        opt_state = optimizer(cfg, hp.lr).init(params)
+        opt_state = optim.optimizer(cfg, hp.lr).init(params)
         return TrainState(jnp.zeros((), jnp.int32), params, opt_state, init_truth(key, cfg), key)
 
     return init
@@ -141,13 +107,11 @@ def make_init(cfg: Config) -> Callable[[jax.Array, Hyper], TrainState]:
 def make_step(cfg: Config) -> Callable[[TrainState, Hyper], tuple[TrainState, jax.Array]]:
     """`step(state, hp) -> (state, loss)`: one optimisation step on fresh data."""
 
-    def step(state, hp):
-        positives, negatives = data(state, cfg, hp)
-        loss, grads = jax.value_and_grad(contrastive_loss)(state.params, cfg, hp, state.truth, positives, negatives)
-        params, opt_state = apply_gradients(cfg, hp, state.params, state.opt_state, grads)
-        return state._replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+    def loss(params, state, hp, batch):
+        value = contrastive_loss(params, cfg, hp, state.truth, *batch)
+        return value, value
 
-    return step
+    return core.make_step(lambda state, hp: data(state, cfg, hp), loss, lambda hp: optim.optimizer(cfg, hp.lr))
 
 
 def experiment(cfg: Config) -> core.Experiment:

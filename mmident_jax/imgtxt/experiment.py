@@ -7,17 +7,21 @@ and a text encoder (`imgtxt.encoders`) and minimises the paper's image/text obje
 modalities). Evaluation probes the codes of held-out pairs for every factor:
 accuracy for the discrete ones (chance 1/classes), R² for the continuous ones.
 
+Training is the core's (`experiment(cfg)`): single runs with `driver.fit`, the
+encoding-size sweep with the sweep engine (`study`: one program per encoding size, its
+seeds vmapped; steps dispatched one at a time, see `experiment`).
+
 Example, a few steps of a tiny run:
     >>> import jax
+    >>> from mmident_jax import core
     >>> cfg = ImgTxtConfig(image_encoder="cnn", image_size=32, batch_size=16, train_steps=3)
-    >>> state, losses = jax.jit(make_train(cfg))(jax.random.PRNGKey(0))
+    >>> state, losses = jax.jit(core.make_train(experiment(cfg)))(jax.random.PRNGKey(0), ())
     >>> losses.shape, int(state.step)
     ((3,), 3)
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import textwrap
 from dataclasses import replace
@@ -29,11 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import driver, losses, probes as P, provenance, report, rundir
+from mmident_jax import core, driver, losses, probes as P, report, rundir, sweep
+from mmident_jax.core import stream
 from mmident_jax.imgtxt import scenes, sentences
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
 from mmident_jax.imgtxt.encoders import TextCNN, image_encoder
-from mmident_jax.train import stream
 
 # Factor -> (role, classes; 0 for continuous factors in [0, 1]).
 FACTORS = {
@@ -49,7 +53,7 @@ class State(NamedTuple):
     step: jax.Array
     params: Any  # {"image": ..., "text": ...}
     opt_state: Any
-    key: jax.Array  # the run's root key, split into `train.STREAMS`
+    key: jax.Array  # the run's root key, split into `core.STREAMS`
 
 
 def _modules(cfg: ImgTxtConfig):
@@ -68,22 +72,27 @@ def codes(params, cfg: ImgTxtConfig, images, tokens):
     return image_module.apply(params["image"], 2 * images - 1), text_module.apply(params["text"], tokens)
 
 
-def init(key: jax.Array, cfg: ImgTxtConfig) -> State:
+def make_init(cfg: ImgTxtConfig):
+    """`init(key, hp) -> State`: both encoders' initial parameters and Adam's state (`hp`: none, `()`)."""
     image_module, text_module = _modules(cfg)
-    k_image, k_text = jax.random.split(stream(key, "encoder"))
-    _, images, tokens = pairs(key, cfg, 1)
-    params = {"image": image_module.init(k_image, images), "text": text_module.init(k_text, tokens)}
-    return State(jnp.zeros((), jnp.int32), params, optax.adam(cfg.lr).init(params), key)
+
+    def init(key, hp):
+        k_image, k_text = jax.random.split(stream(key, "encoder"))
+        _, images, tokens = pairs(key, cfg, 1)
+        params = {"image": image_module.init(k_image, images), "text": text_module.init(k_text, tokens)}
+        return State(jnp.zeros((), jnp.int32), params, optax.adam(cfg.lr).init(params), key)
+
+    return init
 
 
 def make_step(cfg: ImgTxtConfig):
-    """`step(state) -> (state, loss)`: one Adam step on freshly drawn pairs."""
+    """`step(state, hp) -> (state, loss)`: one Adam step on freshly drawn pairs."""
     opt = optax.adam(cfg.lr)
 
     def objective(params, images, tokens):
         return losses.nt_xent(*codes(params, cfg, images, tokens), cfg.temperature)
 
-    def step(state):
+    def step(state, hp):
         _, images, tokens = pairs(jax.random.fold_in(stream(state.key, "data"), state.step), cfg, cfg.batch_size)
         loss, grads = jax.value_and_grad(objective)(state.params, images, tokens)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
@@ -93,30 +102,16 @@ def make_step(cfg: ImgTxtConfig):
     return step
 
 
-def make_train(cfg: ImgTxtConfig):
-    """`train(key) -> (state, losses)`: the whole run in one `lax.scan`, pure and vmappable over keys."""
-    step = make_step(cfg)
-    return lambda key: jax.lax.scan(lambda s, _: step(s), init(key, cfg), None, length=cfg.train_steps)
-
-
-def program(cfg: ImgTxtConfig) -> driver.Program:
-    """The run for `driver.fit`: steps dispatched one jitted step at a time rather than scanned,
-    because XLA's CPU backend runs convolutions inside a loop about 30x slower than at top level."""
-    step = jax.jit(make_step(cfg), donate_argnums=0)
-
-    def run(state, n):
-        chunk = []
-        for _ in range(n):
-            state, loss = step(state)
-            chunk.append(loss)
-        return state, jnp.stack(chunk)
-
-    return driver.Program(lambda: jax.jit(init, static_argnums=1)(jax.random.PRNGKey(cfg.seed), cfg), run)
+def experiment(cfg: ImgTxtConfig) -> core.Experiment:
+    """The run `cfg` as the core's experiment. Its steps are dispatched one jitted step at a
+    time rather than scanned (`scan=False`): XLA's CPU backend runs convolutions inside a loop
+    about 30x slower than at top level."""
+    return core.Experiment(make_init(cfg), make_step(cfg), cfg.train_steps, cfg.log_steps, scan=False)
 
 
 def fit(cfg: ImgTxtConfig, run_dir, *, progress: bool = True) -> State:
     """Train `cfg` in `run_dir` (resuming from its checkpoint) with `driver.fit`."""
-    return driver.fit(cfg, run_dir, program(cfg), progress=progress)
+    return driver.fit(cfg, run_dir, experiment(cfg), (), batching="vmap", progress=progress)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -178,7 +173,7 @@ def evaluate(state: State, cfg: ImgTxtConfig) -> list[dict]:
 def evaluate_run(run_dir) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir, ImgTxtConfig)
-    state = driver.restore(run_dir, program(cfg).init)
+    state = driver.restore(run_dir, experiment(cfg), (), cfg.seed)
     rows = [{"encoding_size": cfg.encoding_size, "seed": cfg.seed, **r} for r in evaluate(state, cfg)]
     report.write_text(Path(run_dir) / rundir.RESULTS, report.csv_text(rows, COLUMNS))
     return rows
@@ -190,47 +185,13 @@ COLUMNS = ("encoding_size", "seed", "encoder", "factor", "role", "chance", "acc_
            "r2_linear", "r2_nonlinear", "score")
 
 
-def sweep(preset: ImgTxtSweep, out: Path, *, seeds: int | None = None, train_steps: int | None = None,
-          progress: bool = True, say=print) -> list[dict]:
-    """Train and evaluate every (encoding size, seed) of `preset`, one run dir each.
-
-    Runs resume from their checkpoints; evaluated runs keep their rows (`results.csv`),
-    unless the version that last ran them computes differently from today's (`provenance`):
-    then `say` tells so and they are evaluated again.
-    """
+def study(preset: ImgTxtSweep, seeds: int | None = None, train_steps: int | None = None) -> sweep.Study:
+    """Every (encoding size, seed) of `preset` for the sweep engine: one program per size, its seeds vmapped."""
     base = preset.base if train_steps is None else replace(preset.base, train_steps=train_steps)
-    rows = []
-    for size in preset.sizes:
-        for seed in range(seeds or preset.seeds):
-            cfg = replace(base, encoding_size=size, seed=seed)
-            run_dir = out / f"size{size}-seed{seed}"
-            if (run_dir / rundir.RESULTS).exists() and \
-                    int(driver.restore(run_dir, program(cfg).init).step) >= cfg.train_steps:
-                mismatch = provenance.mismatch((rundir.made_by(run_dir) or [None])[-1])
-                if mismatch is None:
-                    rows += read_csv(run_dir / rundir.RESULTS)
-                    continue
-                say(f"{run_dir.name}: {mismatch}; evaluating again")
-            fit(cfg, run_dir, progress=progress)
-            rows += evaluate_run(run_dir)
-    return rows
-
-
-def stored_rows(out: Path, preset: ImgTxtSweep, seeds: int) -> list[dict]:
-    """The result rows a finished sweep keeps in its run directories (`sizeK-seedS/results.csv`)."""
-    paths = [out / f"size{size}-seed{seed}" / rundir.RESULTS for size in preset.sizes for seed in range(seeds)]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise rundir.RunDirError(f"missing {missing[0]}; run the sweep first")
-    return [row for path in paths for row in read_csv(path)]
-
-
-def read_csv(path: Path) -> list[dict]:
-    def value(k, v):
-        return v if k in ("encoder", "factor", "role") else (int(v) if k in ("encoding_size", "seed") else
-                                                             float(v) if v else None)
-    with open(path) as f:
-        return [{k: value(k, v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    runs = [sweep.Run(replace(base, encoding_size=size, seed=seed), seed, (("encoding_size", size),))
+            for size in preset.sizes for seed in range(seeds or preset.seeds)]
+    return sweep.Study(runs, experiment, lambda run: (), lambda cfg: replace(cfg, seed=0),
+                       lambda state, run: evaluate(state, run.cfg), {"eval_size": base.eval_size}, batching="vmap")
 
 
 def to_markdown(name: str, rows: list[dict], seeds: int) -> str:

@@ -3,12 +3,14 @@
     mmident-jax multiview train --out DIR --preset multiview-quick [--seeds N] [--train-steps S]
     mmident-jax multiview sweep --out DIR --preset multiview-quick [--seeds N] [--train-steps S]
 
-`train` trains every seed in one vmapped program, checkpointed per chunk (a rerun
-resumes); `sweep` trains or resumes, then probes every subset and view and writes
-results.csv, results.md, results.png and loss.png (`experiment.run_experiment`). Bad input
+`train` trains every seed with the sweep engine (one program, sharded over every
+device, checkpointed per chunk: a rerun resumes); `sweep` trains or resumes, then
+probes every subset and view and writes results.csv, results.md, results.png and
+loss.png (`experiment.run_experiment`); a diverged seed is left out of the tables and
+makes the command exit 1. Bad input
 raises `MultiviewError` (a `ConfigError`) or `rundir.RunDirError` with a one-line message,
-before anything is written; `mmident-jax`'s `main` turns them into exit status 2. Presets
-are the "multiview" entries of `presets.REGISTRY`.
+before anything is written; `mmident-jax`'s `main` turns them into exit status 2. Its presets are
+registered here (the "multiview" entries of `presets.REGISTRY`).
 
 Example:
     >>> import argparse
@@ -23,11 +25,18 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from mmident_jax import presets
+from mmident_jax.multiview import structure
 from mmident_jax.multiview.structure import MultiviewError, Preset
+
+presets.register("multiview", "multiview", Preset(structure.MULTIVIEW),
+                 "Yao et al.: 6 latents, 4 views, every subset of >= 2 views, 100,000 steps")
+presets.register("multiview-dependent", "multiview", Preset(structure.MULTIVIEW_DEPENDENT),
+                 "the same with Wishart-dependent latents")
+presets.register("multiview-quick", "multiview", Preset(structure.MULTIVIEW_QUICK, eval_batch_size=1024),
+                 "Yao et al.'s structure at quick scale: 3 seeds in minutes on a CPU")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -59,16 +68,29 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
 
 def run(args: argparse.Namespace) -> None:
     """Run `multiview train` or `multiview sweep`. Bad input raises (see the module doc)."""
-    from mmident_jax import rundir
-    from mmident_jax.multiview.experiment import run_experiment
-    from mmident_jax.sweep import prepare_out
+    from mmident_jax import sweep
+    from mmident_jax.core import TrainingDiverged
+    from mmident_jax.multiview.experiment import run_experiment, study
 
     preset = preset_from_args(args)
     out = Path(args.out)
-    prepare_out(out, {"experiment": "multiview", "preset": args.preset, "seeds": preset.seeds,
-                      "train_steps": args.train_steps})
-    rundir.write_atomic(out / rundir.CONFIG, (json.dumps(preset.cfg.to_dict(), indent=2) + "\n").encode())
+    sweep.prepare_out(out, sweep.identity(args.preset, study(preset), preset.seeds, experiment="multiview",
+                                          train_steps=args.train_steps))
     rows = run_experiment(args.preset, preset, out, evaluate_runs=args.multiview_command == "sweep",
-                      progress=not args.no_progress)
+                          progress=not args.no_progress)
     if rows:
         print((out / "results.md").read_text())
+    diverged = sweep.diverged_runs(rows, ())
+    if diverged:
+        raise TrainingDiverged(f"{len(diverged)} seed(s) diverged and were left out of the tables: "
+                               + "; ".join(diverged))
+
+
+def report(out, identity: dict) -> list[str]:
+    """Rewrite a finished multi-view sweep's tables and figures in `out` from its stored rows."""
+    from mmident_jax import sweep
+    from mmident_jax.multiview.experiment import study, write_results
+
+    preset = presets.get("multiview", identity["preset"]).with_overrides(seeds=identity["seeds"],
+                                                                          train_steps=identity.get("train_steps"))
+    return write_results(out, identity["preset"], sweep.stored_rows(out, study(preset)), preset)

@@ -1,158 +1,96 @@
-"""Seeds vmapped in one program, checkpointed per chunk; their evaluation and tables.
+"""The multi-view experiment as a study of the sweep engine: its seeds, evaluation and tables.
 
-`fit_seeds` trains every seed of a config together (one `jit(vmap(...))` per chunk
-length), saving the stacked state and the per-group loss curve in `out` after every
-chunk of `log_steps` steps, and resumes from them. `run_experiment` adds the evaluation
-and writes results.csv, results.md, results.png (heatmap) and loss.png; the command
-line (`mmident_jax.multiview.command`) runs it.
+`study(preset)` gives the sweep engine (`sweep.sweep`) every seed of the preset's config
+(one compiled program: the seeds are trained together, sharded over every device,
+checkpointed per chunk in `group0.ckpt`, a diverging seed marked while the others
+finish). `run_experiment` runs it and writes results.csv, results.md, results.png
+(heatmap) and loss.png; the command line (`mmident_jax.multiview.command`) runs it.
 
 Example:
-    >>> from mmident_jax.multiview.structure import MultiviewConfig, Views
+    >>> from mmident_jax import sweep
+    >>> from mmident_jax.multiview.structure import MultiviewConfig, Preset, Views
     >>> cfg = MultiviewConfig(Views(3, ((0, 1), (1, 2), (2, 0))), encoder_widths=(16,), batch_size=32,
     ...                       train_steps=4, log_steps=2, cond_pool=1000)
-    >>> state, curve = fit_seeds(cfg, [0, 1])
-    >>> state.step.tolist(), [p[0] for p in curve["points"]], len(curve["points"][0][1])
-    ([4, 4], [2, 4], 2)
+    >>> rows = sweep.sweep(study(Preset(cfg, seeds=2, eval_batch_size=64, probes=("linear",))), progress=False)
+    >>> len(rows), sorted({r["seed"] for r in rows}), rows[0]["subset"]
+    (24, [0, 1], '0,1')
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
-import jax
 import numpy as np
 
-from mmident_jax import report, rundir, train
-from mmident_jax.config import hyper
+from mmident_jax import report, rundir, sweep
+from mmident_jax.config import Hyper, hyper, replace
 from mmident_jax.multiview import tables
 from mmident_jax.multiview.evaluation import evaluate
-from mmident_jax.multiview.model import TrainState, loss_floor, loss_terms, make_init, make_run
+from mmident_jax.multiview.model import experiment, loss_floor, loss_terms
 from mmident_jax.multiview.structure import MultiviewConfig, Preset
-from mmident_jax.progress import Progress
 
-CHECKPOINT = "state.msgpack"
-CURVE = "curve.json"
-ROWS = "rows.json"
+CURVE = "group0.curve.json"
 
 
-def fit_seeds(cfg: MultiviewConfig, seeds: Sequence[int], out: Path | None = None, *,
-              on_chunk=None) -> tuple[TrainState, dict]:
-    """Train `cfg` for every seed (root key `PRNGKey(seed)`) in one vmapped program.
-
-    With `out`, the stacked state (`state.msgpack`) and the curve (`curve.json`: per chunk,
-    the step and every seed's mean loss per group) are written after every chunk and a
-    rerun resumes from them. `on_chunk(step, losses)` gets each chunk's last step and mean
-    losses (seeds x groups). Returns the stacked final state (host arrays) and the curve.
-    """
-    hp = hyper(cfg)
-    keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds])
-    init, chunk = _programs(cfg)
-    curve = {"seeds": list(seeds), "groups": [list(g.views) for g in cfg.views.plan], "points": []}
-    if out is not None and (Path(out) / CHECKPOINT).exists():
-        state = rundir.restore_checkpoint(out, jax.eval_shape(init, keys, hp), CHECKPOINT)
-    else:
-        state = init(keys, hp)
-    step = int(np.asarray(state.step)[0])
-    if out is not None and (Path(out) / CURVE).exists():  # points past the checkpoint's step are redone
-        curve["points"] = [p for p in json.loads((Path(out) / CURVE).read_text())["points"] if p[0] <= step]
-    while step < cfg.train_steps:
-        n = train.chunk_length(cfg, step)
-        state, losses = chunk(state, hp, n)
-        losses = np.asarray(losses)
-        if not np.all(np.isfinite(losses)):
-            raise train.TrainingDiverged(f"loss is not finite in steps {step + 1}..{step + n}; "
-                                         "kept the last checkpoint")
-        step += n
-        curve["points"].append([step, losses.mean(axis=1).tolist()])
-        if out is not None:
-            rundir.save_checkpoint(out, state, CHECKPOINT)
-            rundir.write_atomic(Path(out) / CURVE, json.dumps(curve).encode())
-        if on_chunk:
-            on_chunk(step, losses.mean(axis=1))
-    return jax.device_get(state), curve
+def program_key(cfg: MultiviewConfig) -> MultiviewConfig:
+    """What fixes the compiled program: the config with its per-run numbers and seed blanked."""
+    return replace(cfg, seed=0, **{name: getattr(MultiviewConfig(cfg.views), name) for name in Hyper._fields})
 
 
-@functools.lru_cache(maxsize=8)
-def _programs(cfg: MultiviewConfig):
-    """The vmapped init and chunk programs of `cfg`, jitted once per process (kept across calls)."""
-    init = jax.jit(jax.vmap(make_init(cfg), in_axes=(0, None)))
-    run = make_run(cfg)
-    chunk = jax.jit(lambda state, hp, n: jax.vmap(lambda s: run(s, hp, n))(state), static_argnums=2,
-                    donate_argnums=0)
-    return init, chunk
+def study(preset: Preset) -> sweep.Study:
+    """Seeds `cfg.seed`, `cfg.seed + 1`, ... of the preset's config; a run's rows: R² per group x view x latent."""
+    runs = [sweep.Run(preset.cfg, preset.cfg.seed + i, ()) for i in range(preset.seeds)]
+
+    def evaluate_run(state, run: sweep.Run) -> list[dict]:
+        return evaluate(state, run.cfg, probes=preset.probes, num_batches=preset.eval_batches,
+                        batch_size=preset.eval_batch_size)
+
+    evaluation = {"probes": list(preset.probes), "eval_batches": preset.eval_batches,
+                  "eval_batch_size": preset.eval_batch_size}
+    return sweep.Study(runs, experiment, lambda run: hyper(run.cfg), program_key, evaluate_run, evaluation)
 
 
-def evaluate_seeds(state: TrainState, cfg: MultiviewConfig, seeds: Sequence[int], preset: Preset,
-                   progress=None) -> list[dict]:
-    """Result rows of every seed of a stacked state, each with its `seed` first."""
-    rows = []
-    for i, seed in enumerate(seeds):
-        one = jax.tree.map(lambda x: x[i], state)
-        report_progress = (lambda m, seed=seed: progress(f"seed {seed}: {m}")) if progress else None
-        rows.extend({"seed": seed, **row} for row in evaluate(
-            one, cfg, probes=preset.probes, num_batches=preset.eval_batches, batch_size=preset.eval_batch_size,
-            progress=report_progress))
-    return rows
+def loss_curve(out: Path, cfg: MultiviewConfig) -> dict:
+    """The training curve for `tables.save_loss_curves`: seeds, groups, per chunk each seed's losses per group."""
+    stored = sweep.read_curve(out / CURVE)
+    return {"seeds": [r["seed"] for r in stored["runs"]], "groups": [list(g.views) for g in cfg.views.plan],
+            "points": stored["points"]}
 
 
-def write_results(out: Path, name: str, rows: list[dict], seeds: int, curve: dict | None = None,
-                  floor: tuple[float, list[int]] | None = None) -> list[str]:
-    """results.csv, results.md, results.png and loss.png in `out` (`floor`: `tables.save_loss_curves`);
-    returns what could not be written."""
+def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> list[str]:
+    """results.csv (every seed), results.md, results.png (healthy seeds) and loss.png in `out`;
+    returns what could not be written. Diverged seeds are listed under the tables."""
+    cfg, healthy = preset.cfg, [r for r in rows if "diverged_at" not in r]
+    diverged = sweep.diverged_runs(rows, ())
     rundir.write_atomic(out / "results.csv", tables.to_csv(rows).encode())
-    rundir.write_atomic(out / "results.md", tables.to_markdown(name, rows, seeds).encode())
-    skipped = [] if tables.save_heatmap(out / "results.png", name, rows) else [f"results.png ({report.MISSING})"]
-    if curve is not None and not tables.save_loss_curves(out / "loss.png", name, curve, floor):
+    rundir.write_atomic(out / "results.md", (tables.to_markdown(name, healthy, preset.seeds - len(diverged)) + (
+        "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else "")).encode())
+    skipped = [] if tables.save_heatmap(out / "results.png", name, healthy) else [f"results.png ({report.MISSING})"]
+    if not tables.save_loss_curves(out / "loss.png", name, loss_curve(out, cfg), (loss_floor(cfg), loss_terms(cfg))):
         skipped.append(f"loss.png ({report.MISSING})")
     return skipped
 
 
-def run_experiment(name: str, preset: Preset, out: Path | None = None, *, evaluate_runs: bool = True,
-               progress: bool = True, print_fn=print) -> list[dict]:
-    """Train every seed of `preset` (resuming in `out`), then evaluate them (unless
+def run_experiment(name: str, preset: Preset, out: Path, *, evaluate_runs: bool = True,
+                   progress: bool = True, print_fn=print) -> list[dict]:
+    """Train every seed of `preset` in `out` (resuming), then evaluate them (unless
     `evaluate_runs` is False) and write the tables and figures. Returns the result rows.
 
-    An `out` whose results are kept (`rows.json`) is neither trained nor probed again: its
-    tables and figures are rewritten from the kept rows and curve.
+    Seeds already evaluated as today are neither trained nor probed again (`sweep.sweep`).
     """
-    cfg, seeds = preset.cfg, [preset.cfg.seed + i for i in range(preset.seeds)]
-    done = out / ROWS if out is not None else None
-    if evaluate_runs and done is not None and done.exists():
-        rows, curve = json.loads(done.read_text()), json.loads((out / CURVE).read_text())
-        for skipped in write_results(out, name, rows, len(seeds), curve, (loss_floor(cfg), loss_terms(cfg))):
-            print_fn(f"skipped {skipped}", file=sys.stderr)
-        return rows
-    bar = Progress({"seed-steps": cfg.train_steps * len(seeds)}, enabled=progress)
-    last = [0]
-
-    def on_chunk(step, losses):
-        bar.advance("seed-steps", (step - last[0]) * len(seeds), info=f"loss {float(losses.sum(axis=1).mean()):.3f}")
-        last[0] = step
-
     t0 = time.perf_counter()
-    try:
-        state, curve = fit_seeds(cfg, seeds, out, on_chunk=on_chunk)
-    finally:
-        bar.close()
-    print_fn(f"trained {len(seeds)} seeds to step {cfg.train_steps} in {time.perf_counter() - t0:.0f} s; final "
-             f"loss per group (mean over seeds): " + ", ".join(
-                 f"{{{','.join(map(str, g))}}} {x:.3f}" for g, x in zip(curve["groups"],
-                                                                       np.mean(curve["points"][-1][1], axis=0))))
+    rows = sweep.sweep(study(preset), out, train_only=not evaluate_runs, progress=progress,
+                       say=lambda line: print_fn(line, file=sys.stderr))
+    curve = loss_curve(out, preset.cfg)
+    final = np.nanmean(curve["points"][-1][1], axis=0)
+    print_fn(f"{len(curve['seeds'])} seed(s) at step {curve['points'][-1][0]} in {time.perf_counter() - t0:.0f} s; "
+             "final loss per group (mean over seeds): "
+             + ", ".join(f"{{{','.join(map(str, g))}}} {x:.3f}" for g, x in zip(curve["groups"], final)))
     if not evaluate_runs:
-        if out is not None:
-            tables.save_loss_curves(out / "loss.png", name, curve, (loss_floor(cfg), loss_terms(cfg)))
+        tables.save_loss_curves(out / "loss.png", name, curve, (loss_floor(preset.cfg), loss_terms(preset.cfg)))
         return []
-    t0 = time.perf_counter()
-    rows = evaluate_seeds(state, cfg, seeds, preset,
-                          progress=(lambda m: print_fn(m, file=sys.stderr)) if progress else None)
-    print_fn(f"probed {len(seeds)} seeds in {time.perf_counter() - t0:.0f} s")
-    if out is not None:
-        rundir.write_atomic(done, json.dumps(rows).encode())
-        for skipped in write_results(out, name, rows, len(seeds), curve, (loss_floor(cfg), loss_terms(cfg))):
-            print_fn(f"skipped {skipped}", file=sys.stderr)
+    for skipped in write_results(out, name, rows, preset):
+        print_fn(f"skipped {skipped}", file=sys.stderr)
     return rows

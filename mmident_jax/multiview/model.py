@@ -6,9 +6,9 @@ through its own invertible mixer; its encoder g_k maps x_k to a code. The object
 sums, over the contrasted groups V, an InfoNCE between the views of V on the code
 coordinates that stand for their shared content C_V.
 
-Keys follow the two-view code's streams (`train.stream`), so that a `from_two_view`
-config draws the same numbers as `train.make_init`, `train.data` and
-`train.contrastive_loss` for the same key.
+Keys follow the streams every experiment shares (`core.stream`) in the two-view
+code's order, so that a `from_two_view` config draws the same numbers as
+`train.make_init`, `train.data` and `train.contrastive_loss` for the same key.
 
 Example, three seeds of a three-view model in one program:
     >>> import jax
@@ -29,13 +29,10 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-
-from mmident_jax import core, encoders, latents, losses, mixing, train
+from mmident_jax import core, encoders, latents, losses, mixing, optim
 from mmident_jax.config import Hyper, hyper
+from mmident_jax.core import TrainState
 from mmident_jax.multiview.structure import MultiviewConfig, Views
-
-TrainState = train.TrainState
 
 
 class LatentParams(NamedTuple):
@@ -224,19 +221,12 @@ def data(state: TrainState, cfg: MultiviewConfig, hp: Hyper) -> tuple[Sample, Sa
         return tuple(sample(k, state.truth.latents, cfg, hp, cfg.batch_size) for k in (k_pos, k_neg))
 
 
-def optimizer(cfg: MultiviewConfig, lr) -> optax.GradientTransformation:
-    """`train.optimizer` (clipping, Adam, the schedule); without clipping when `grad_clip` is 0."""
-    if cfg.grad_clip > 0:
-        return train.optimizer(cfg, lr)
-    return optax.adam(lr if cfg.lr_schedule == "constant" else (lambda count: train.learning_rate(cfg, lr, count)))
-
-
 def make_init(cfg: MultiviewConfig) -> Callable[[jax.Array, Hyper], TrainState]:
     """`init(key, hp)`: the state before the first step."""
 
     def init(key, hp):
         params = init_params(key, cfg)
-        return TrainState(jnp.zeros((), jnp.int32), params, optimizer(cfg, hp.lr).init(params),
+        return TrainState(jnp.zeros((), jnp.int32), params, optim.optimizer(cfg, hp.lr).init(params),
                           init_truth(key, cfg), key)
 
     return init
@@ -245,29 +235,18 @@ def make_init(cfg: MultiviewConfig) -> Callable[[jax.Array, Hyper], TrainState]:
 def make_step(cfg: MultiviewConfig) -> Callable[[TrainState, Hyper], tuple[TrainState, jax.Array]]:
     """`step(state, hp) -> (state, per-group losses)`: one optimisation step on fresh data."""
 
-    def step(state, hp):
-        positives, negatives = data(state, cfg, hp)
-        (_, terms), grads = jax.value_and_grad(contrastive_loss, has_aux=True)(
-            state.params, cfg, hp, state.truth, positives, negatives)
-        with jax.named_scope("update"):
-            updates, opt_state = optimizer(cfg, hp.lr).update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state._replace(step=state.step + 1, params=params, opt_state=opt_state), terms
+    def loss(params, state, hp, batch):
+        return contrastive_loss(params, cfg, hp, state.truth, *batch)
 
-    return step
+    return core.make_step(lambda state, hp: data(state, cfg, hp), loss, lambda hp: optim.optimizer(cfg, hp.lr))
 
 
-def make_run(cfg: MultiviewConfig) -> Callable[[TrainState, Hyper, int], tuple[TrainState, jax.Array]]:
-    """`run(state, hp, n) -> (state, losses (n, groups))`: n steps in one `lax.scan` (n static)."""
-    return train.scan_steps(make_step(cfg))
+def experiment(cfg: MultiviewConfig) -> core.Experiment:
+    """The run `cfg` as the core's experiment (init, step, length)."""
+    return core.Experiment(make_init(cfg), make_step(cfg), cfg.train_steps, cfg.log_steps)
 
 
 def make_train(cfg: MultiviewConfig) -> Callable[..., tuple[TrainState, jax.Array]]:
     """`train(key, hp=None) -> (final state, per-step per-group losses)`, pure and vmappable."""
-    init, run = make_init(cfg), make_run(cfg)
-
-    def train_fn(key, hp=None):
-        hp = hyper(cfg) if hp is None else hp
-        return run(init(key, hp), hp, cfg.train_steps)
-
-    return train_fn
+    train = core.make_train(experiment(cfg))
+    return lambda key, hp=None: train(key, hyper(cfg) if hp is None else hp)

@@ -1,0 +1,85 @@
+"""What every command of `mmident-jax` shares: one-line errors, presets and config fields as flags.
+
+Presets, their help and their choices come from `presets.REGISTRY`; a config field's
+flag takes its type from the dataclass field. Nothing here loads JAX.
+
+Example:
+    >>> from mmident_jax.config import Config
+    >>> parser = Parser(prog="demo")
+    >>> add_config_flags(parser, {"lr": "peak learning rate"}, "train", Config)
+    >>> parser.parse_args(["--lr", "0.5"]).lr
+    0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from mmident_jax import presets
+from mmident_jax.config import ConfigError, replace
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _flag_type(field: dataclasses.Field):
+    return {"int": int, "float": float, "str": str, "tuple[int, ...]": _widths}[field.type]
+
+
+def _preset_defaults(name: str, command: str) -> str:
+    show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v
+    return ", ".join(f"{p}: {show(getattr(presets.get(command, p), name))}" for p in presets.names(command))
+
+
+def add_preset(parser: argparse.ArgumentParser, command: str, required: bool, default_help: str = "") -> None:
+    """--preset with the registry's choices for `command`, each listed with its one line."""
+    about = "; ".join(f"{name}: {presets.REGISTRY[command, name].about}" for name in presets.names(command))
+    parser.add_argument("--preset", required=required, choices=presets.names(command), metavar="NAME",
+                        help=f"{about}{default_help}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], command: str, kind: type) -> None:
+    """One flag per config field in `flags`, its help showing every preset's default."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    for name, text in flags.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{text} (default {_preset_defaults(name, command)})"
+        if fields[name].type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
+
+
+def run_config(args: argparse.Namespace, flags: dict[str, str], command: str, default: str):
+    """A run's config: preset (or the stored config when resuming, else `default`), then the flags."""
+    from mmident_jax import rundir
+
+    if args.preset is not None:
+        base = presets.get(command, args.preset)
+    else:
+        try:
+            base = rundir.load_config(args.run_dir, type(presets.get(command, default)))
+        except rundir.RunDirError:
+            base = presets.get(command, default)
+    overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    return replace(base, **overrides)
+
+
+def positive(args, *names: str) -> None:
+    """Refuse (`ConfigError`) any of the flags `names` given below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
