@@ -14,10 +14,10 @@ Example:
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _API = {"Config": "config", "Hyper": "config", "hyper": "config", "replace": "config", "PRESETS": "presets",
-        "make_train": "train", "fit": "driver", "evaluate": "evaluation"}
+        "make_train": "train", "fit": "train", "evaluate": "evaluation"}
 
 __all__ = sorted(_API)
 

@@ -115,21 +115,6 @@ class Config(Settings):
         n = self.n_latent
         return self.encoder_widths or (10 * n, 50 * n, 50 * n, 50 * n, 50 * n, 10 * n)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        return super().from_dict(upgrade(d))
-
-
-def upgrade(d: dict) -> dict:
-    """A stored config in today's fields. Configs written before `wishart` and `encoder_init`
-    existed hold a boolean `shared_wishart`, and their encoders had Flax's LeCun-normal init."""
-    if "shared_wishart" not in d:
-        return d
-    d = dict(d)
-    d["wishart"] = "shared" if d.pop("shared_wishart") else "independent"
-    d.setdefault("encoder_init", "lecun")
-    return d
-
 
 def validate(cfg: Config) -> None:
     """Raise `ConfigError` naming the first setting that is out of range."""

@@ -7,7 +7,7 @@ are computed alike and may be mixed; others are not (a sweep re-evaluates them).
 Example:
     >>> info = provenance()
     >>> sorted(info)[:3], mismatch(dict(info, git="another commit"))
-    (['backend', 'git', 'jax'], None)
+    (['backend', 'devices', 'git'], None)
     >>> mismatch(dict(info, jax="0.4.1")).startswith("evaluated by mmident-jax")
     True
 """

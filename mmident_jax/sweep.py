@@ -261,7 +261,7 @@ def prepare_out(out: Path, wanted: dict) -> None:
     if marker.exists():
         try:
             stored = json.loads(marker.read_text())
-            stored.pop("made_by")
+            stored.pop("made_by", None)
         except (ValueError, AttributeError, KeyError):
             raise rundir.RunDirError(f"{marker} is not a readable sweep.json; use another --out") from None
         if stored != wanted:

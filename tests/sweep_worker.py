@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmident_jax import sweep
+from mmident_jax import stacked, sweep, twoview
 from mmident_jax.presets import SweepPreset, table_settings
 from mmident_jax.config import Config
 
@@ -31,18 +31,19 @@ def main(argv):
         sweep.initialize_distributed(argv[0], int(argv[1]), int(argv[2]))
     import jax
 
-    (cfg, runs), *_ = sweep.group_runs(PRESET)
+    study = twoview.study(PRESET)
+    (cfg, runs), *_ = sweep.group_runs(study)
+    store = stacked.Stacked(out / "group0.ckpt") if out is not None else None
     if stop_at is not None:
-        def stop(step, losses):
-            if step >= stop_at:
+        def stop(chunk):
+            if chunk.step > stop_at:
                 sys.exit(3)
 
-        sweep.train_group(cfg, runs, out, "group0.ckpt", on_chunk=stop)
+        sweep.train_group(study, cfg, runs, store, on_chunk=stop)
     probed = []
-    evaluate = sweep.evaluate
-    sweep.evaluate = lambda *args, **kwargs: probed.append(1) or evaluate(*args, **kwargs)
-    rows = sweep.sweep(PRESET, out, progress=False, say=lambda line: None)
-    trained = sweep.train_group(cfg, runs, out, "group0.ckpt")  # restored when `out` holds it
+    study = study._replace(evaluate=lambda *args: probed.append(1) or twoview.study(PRESET).evaluate(*args))
+    rows = sweep.sweep(study, out, progress=False, say=lambda line: None)
+    trained = sweep.train_group(study, cfg, runs, store)  # restored when `out` holds it
     report = {"process": jax.process_index(), "devices": jax.device_count(), "probed": len(probed),
               "first": trained.first, "params": jax.tree.leaves(trained.state.params)[0].tolist()}
     if jax.process_index() == 0:

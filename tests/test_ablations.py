@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from mmident_jax import ablations, presets, sweep
+from mmident_jax import ablations, presets, twoview
 from mmident_jax.config import replace
 from mmident_jax.evaluation import evaluate, validation_loss
 from mmident_jax.train import make_train
@@ -70,7 +70,7 @@ def test_encoding_size_report_shows_val_loss_and_elbow(tmp_path):
     assert "| encoding_size | val_loss | hz1: c | hz1: s | hz1: m1 | hz2: c | hz2: s~ | hz2: m2 |" in md
     assert "| 5 | -8.19±0.01 | 0.90±0.00 | 0.05±0.05 |" in md
     assert (tmp_path / "results.png").stat().st_size > 0
-    sweep.write_results(tmp_path, "demo", rows, presets.sweep_preset("encoding-size-quick"))
+    twoview.write_results(tmp_path, "demo", rows, presets.sweep_preset("encoding-size-quick"))
     header = (tmp_path / "results.csv").read_text().splitlines()[0]
     assert header == "encoding_size,seed,encoding,predicted_factors,r2_linear,r2_nonlinear,val_loss"
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmident_jax import losses, provenance, rundir, train
+from mmident_jax import core, engine, losses, sweep
 from mmident_jax.config import ConfigError, replace
 from mmident_jax.imgtxt import dataset, experiment as imgtxt, scenes
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
@@ -23,7 +23,8 @@ TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, t
 
 @pytest.mark.slow
 def test_training_is_a_pure_function_of_the_key():
-    run = jax.jit(imgtxt.make_train(TINY))
+    train = jax.jit(core.make_train(imgtxt.experiment(TINY)))
+    run = lambda key: train(key, ())
     (a, losses_a), (b, losses_b) = run(jax.random.PRNGKey(0)), run(jax.random.PRNGKey(0))
     chex.assert_trees_all_equal((a, losses_a), (b, losses_b))
     chex.assert_tree_all_finite(losses_a)
@@ -31,8 +32,8 @@ def test_training_is_a_pure_function_of_the_key():
     # step 0's loss is the objective of the initial encoders on the first batch of the data stream
     @jax.jit
     def first_loss(key):
-        start = imgtxt.init(key, TINY)
-        _, images, tokens = imgtxt.pairs(jax.random.fold_in(train.stream(key, "data"), 0), TINY, TINY.batch_size)
+        start = imgtxt.make_init(TINY)(key, ())
+        _, images, tokens = imgtxt.pairs(jax.random.fold_in(core.stream(key, "data"), 0), TINY, TINY.batch_size)
         return losses.nt_xent(*imgtxt.codes(start.params, TINY, images, tokens), TINY.temperature)
 
     assert float(losses_a[0]) == pytest.approx(float(first_loss(jax.random.PRNGKey(0))), rel=1e-5)
@@ -44,7 +45,7 @@ def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
     imgtxt.fit(replace(TINY, train_steps=2), tmp_path / "parts", progress=False)
     resumed = imgtxt.fit(TINY, tmp_path / "parts", progress=False)
     chex.assert_trees_all_equal(whole, resumed)
-    scanned, _ = jax.jit(imgtxt.make_train(TINY))(jax.random.PRNGKey(TINY.seed))
+    scanned, _ = jax.jit(core.make_train(imgtxt.experiment(TINY)))(jax.random.PRNGKey(TINY.seed), ())
     chex.assert_trees_all_close(whole.params, scanned.params, rtol=1e-3, atol=5e-5)  # host-stepped = scanned
 
 
@@ -76,31 +77,28 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_writes_tables_figures_and_resumes(tmp_path, monkeypatch):
-    tiny = ImgTxtSweep(TINY, (3,), 1)
-    rows = imgtxt.sweep(tiny, tmp_path, progress=False)
-    assert [(r["encoding_size"], r["encoder"], r["factor"]) for r in rows] == [
-        (3, e, f) for e in ("image", "text") for f in imgtxt.FACTORS]
+def test_sweep_vmaps_its_seeds_through_the_engine_and_resumes(tmp_path, monkeypatch):
+    tiny = ImgTxtSweep(TINY, (3,), 2)
+    study = imgtxt.study(tiny)
+    (cfg, runs), = sweep.group_runs(study)  # one program for the size, both seeds
+    assert [r.seed for r in runs] == [0, 1] and study.batching == "vmap"
+    rows = sweep.sweep(study, tmp_path, progress=False)
+    assert [(r["encoding_size"], r["seed"], r["encoder"], r["factor"]) for r in rows] == [
+        (3, s, e, f) for s in (0, 1) for e in ("image", "text") for f in imgtxt.FACTORS]
     for r in rows:
         classes = imgtxt.FACTORS[r["factor"]][1]
         assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
         assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
-    assert imgtxt.read_csv(tmp_path / "size3-seed0" / "results.csv") == rows
-    assert imgtxt.write_results(tmp_path, "tiny", rows, tiny, 1) == []
+    single = imgtxt.fit(replace(TINY, encoding_size=3, seed=1), tmp_path / "single", progress=False)
+    trained = sweep.train_group(study, cfg, runs, None)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], trained.state.params), single.params,
+                                rtol=1e-4, atol=1e-5)  # seed 1 of the vmapped pair = seed 1 alone
+    assert imgtxt.write_results(tmp_path, "tiny", rows, tiny, 2) == []
     md = (tmp_path / "results.md").read_text()
     assert "## Encoding size 3" in md and "| shape | content | accuracy | 0.14 |" in md
     assert (tmp_path / "samples.png").stat().st_size > 0 and (tmp_path / "results.png").stat().st_size > 0
-    monkeypatch.setattr(imgtxt, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
-    assert json.dumps(imgtxt.sweep(tiny, tmp_path, progress=False)) == json.dumps(rows)
-    monkeypatch.undo()
-    # rows made by another JAX are evaluated again (here to the same numbers), not mixed with today's
-    run = tmp_path / "size3-seed0"
-    stored = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**stored, "made_by": [{**stored["made_by"][0], "jax": "0.4.1"}]}))
-    said = []
-    assert json.dumps(imgtxt.sweep(tiny, tmp_path, progress=False, say=said.append)) == json.dumps(rows)
-    assert len(said) == 1 and said[0].startswith("size3-seed0: evaluated by ") and "JAX 0.4.1" in said[0]
-    assert rundir.made_by(run)[-1] == provenance.provenance()
+    monkeypatch.setattr(engine, "chunk_program", lambda *a: pytest.fail("a finished run was trained again"))
+    assert json.dumps(sweep.sweep(study, tmp_path, progress=False)) == json.dumps(rows)
 
 
 # ------------------------------------------------------------------ evaluation on oracle codes

@@ -112,16 +112,3 @@ def test_a_resumed_run_drops_metrics_lines_past_its_checkpoint(tmp_path):
     with pytest.raises(rundir.RunDirError, match="line 2 is not JSON"):
         rundir.read_metrics(tmp_path)
 
-
-def test_a_group_checkpoint_of_the_earlier_format_restores_without_its_padding(tmp_path):
-    from typing import NamedTuple
-
-    class State(NamedTuple):
-        step: np.ndarray
-        w: np.ndarray
-
-    padded = State(np.full(8, 10), np.arange(16.0).reshape(8, 2))  # 6 runs padded to 8 devices
-    (tmp_path / "group0.msgpack").write_bytes(serialization.to_bytes(padded))
-    step, state, diverged_at = stacked.restore_file(tmp_path / "group0.msgpack", State(np.zeros(6), np.zeros((6, 2))))
-    assert step == 10 and diverged_at.tolist() == [0] * 6
-    np.testing.assert_array_equal(state.w, padded.w[:6])

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from mmident_jax import provenance, report, rundir, sweep, train
+from mmident_jax import engine, provenance, report, rundir, stacked, sweep, train, twoview
 from mmident_jax.config import replace
 from mmident_jax.presets import sweep_preset
 from mmident_jax.evaluation import evaluate
@@ -53,8 +53,11 @@ def assert_same_rows(got, want, atol):
     np.testing.assert_allclose([r["r2_linear"] for r in got], [r["r2_linear"] for r in want], atol=atol)
 
 
+STUDY = twoview.study(PRESET)
+
+
 def test_programs_group_settings_that_differ_only_in_numbers():
-    groups = sweep.group_runs(sweep_preset("table1-quick"))
+    groups = sweep.group_runs(twoview.study(sweep_preset("table1-quick")))
     # p_chg 1.0 and 0.75 share a program; statistical/causal and the mechanism do not
     assert [len(runs) for _, runs in groups] == [6, 3, 3, 3, 6, 3, 3, 3]
     assert sum(len(runs) for _, runs in groups) == 30
@@ -62,17 +65,16 @@ def test_programs_group_settings_that_differ_only_in_numbers():
 
 @pytest.mark.slow
 def test_vmapped_sweep_equals_separate_single_seed_runs():
-    (cfg, runs), = sweep.group_runs(PRESET)[:1]
-    trained = sweep.train_group(cfg, runs)
-    stacked = trained.state
-    rows = sweep.evaluate_group(trained, runs, PRESET)
+    (cfg, runs), = sweep.group_runs(STUDY)[:1]
+    trained = sweep.train_group(STUDY, cfg, runs)
+    rows = sweep.evaluate_group(STUDY, trained, runs)
     assert len(runs) == 6  # two settings (p_chg 1.0, 0.75) x three seeds in one program
-    for i, (setting, seed) in enumerate(runs):
-        single, _ = jax.jit(train.make_train(setting.cfg))(jax.random.PRNGKey(seed))
-        for a, b in zip(jax.tree.leaves(stacked.params), jax.tree.leaves(single.params)):
+    for i, run in enumerate(runs):
+        single, _ = jax.jit(train.make_train(run.cfg))(jax.random.PRNGKey(run.seed))
+        for a, b in zip(jax.tree.leaves(trained.state.params), jax.tree.leaves(single.params)):
             np.testing.assert_allclose(np.asarray(a)[i], b, rtol=2e-4, atol=2e-5)
-        single_rows = evaluate(single, setting.cfg, probes=("linear",), num_batches=1, batch_size=512)
-        mine = [r for r in rows if r["seed"] == seed and r["p_chg"] == setting.cfg.style_change_prob]
+        single_rows = evaluate(single, run.cfg, probes=("linear",), num_batches=1, batch_size=512)
+        mine = [r for r in rows if r["seed"] == run.seed and r["p_chg"] == run.cfg.style_change_prob]
         np.testing.assert_allclose([r["r2_linear"] for r in mine], [r["r2_linear"] for r in single_rows],
                                    atol=1e-4)
 
@@ -115,11 +117,11 @@ def test_two_processes_give_the_same_numbers(one_device):
 
 @pytest.mark.slow
 def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
-    first = sweep.sweep(PRESET, tmp_path, progress=False)
+    first = sweep.sweep(STUDY, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.glob("group*.json")) == [
         "group0.curve.json", "group0.json", "group1.curve.json", "group1.json"]
     stored = json.loads((tmp_path / "group0.json").read_text())
-    assert stored["evaluation"] == sweep.evaluation_settings(PRESET) and stored["made_by"]["backend"] == "cpu"
+    assert stored["evaluation"] == twoview.evaluation_settings(PRESET) and stored["made_by"]["backend"] == "cpu"
     curves = report.loss_curves(tmp_path)
     assert [(run["p_chg"], run["seed"]) for run, _, _ in curves] == [(p, s) for p in (1.0, 0.75, 0.75) for s in range(3)]
     assert all(steps == [10, 20] and np.all(np.isfinite(losses)) for _, steps, losses in curves)
@@ -128,16 +130,16 @@ def test_sweep_resumes_from_its_out_dir(tmp_path, monkeypatch):
         raise AssertionError("a finished group was trained again")
 
     monkeypatch.setattr(sweep, "train_group", no_training)
-    again = sweep.sweep(PRESET, tmp_path, progress=False)
+    again = sweep.sweep(STUDY, tmp_path, progress=False)
     assert json.dumps(again) == json.dumps(first)  # NaN-safe: r2_nonlinear is NaN (not probed)
 
 
 @pytest.mark.slow
 def test_a_finished_sweep_is_evaluated_again_without_training(tmp_path, monkeypatch):
-    first = sweep.sweep(PRESET, tmp_path, progress=False)
-    monkeypatch.setattr(sweep, "chunk_program", lambda *args: pytest.fail("a finished group was trained again"))
+    first = sweep.sweep(STUDY, tmp_path, progress=False)
+    monkeypatch.setattr(engine, "chunk_program", lambda *args: pytest.fail("a finished group was trained again"))
     said = []
-    more = sweep.sweep(replace(PRESET, num_eval_batches=2), tmp_path, progress=False, say=said.append)
+    more = sweep.sweep(twoview.study(replace(PRESET, num_eval_batches=2)), tmp_path, progress=False, say=said.append)
     assert said == ["group0.json: evaluated with other settings; evaluating again",
                     "group1.json: evaluated with other settings; evaluating again"]
     assert [r["r2_linear"] for r in more] != [r["r2_linear"] for r in first]  # twice the probes' data
@@ -147,41 +149,43 @@ def test_a_finished_sweep_is_evaluated_again_without_training(tmp_path, monkeypa
     rundir.write_atomic(tmp_path / "group0.json", json.dumps({**stored, "made_by": {
         **stored["made_by"], "jax": "0.4.1"}}).encode())
     said.clear()
-    again = sweep.sweep(replace(PRESET, num_eval_batches=2), tmp_path, progress=False, say=said.append)
+    again = sweep.sweep(twoview.study(replace(PRESET, num_eval_batches=2)), tmp_path, progress=False, say=said.append)
     assert len(said) == 1 and said[0].startswith("group0.json: evaluated by mmident-jax ") and "JAX 0.4.1" in said[0]
     assert json.dumps(again) == json.dumps(more)
 
 
 @pytest.mark.slow
 def test_an_interrupted_program_resumes_from_its_checkpoint(tmp_path):
-    (cfg, runs), = sweep.group_runs(PRESET)[:1]
-    uninterrupted = sweep.train_group(cfg, runs)
+    (cfg, runs), = sweep.group_runs(STUDY)[:1]
+    uninterrupted = sweep.train_group(STUDY, cfg, runs)
+    store = stacked.Stacked(tmp_path / "g.ckpt")
 
-    def interrupt(step, losses):
-        raise KeyboardInterrupt
+    def interrupt(chunk):
+        if chunk.step > 10:
+            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # stopped after the first chunk was checkpointed
-        sweep.train_group(cfg, runs, tmp_path, "g.ckpt", on_chunk=interrupt)
+        sweep.train_group(STUDY, cfg, runs, store, on_chunk=interrupt)
     chunks = []
-    resumed = sweep.train_group(cfg, runs, tmp_path, "g.ckpt", on_chunk=lambda step, _: chunks.append(step))
+    resumed = sweep.train_group(STUDY, cfg, runs, store, on_chunk=lambda chunk: chunks.append(chunk.step))
     assert chunks == [cfg.train_steps]  # only the remaining chunk was trained
     chex.assert_trees_all_equal(uninterrupted, resumed)
 
 
 @pytest.mark.slow
 def test_a_diverging_run_is_marked_and_the_others_finish(tmp_path):
-    (cfg, runs), = sweep.group_runs(PRESET)[:1]
-    blowing_up = [(replace(s, cfg=replace(s.cfg, lr=1e30)) if i == 1 else s, seed) for i, (s, seed) in enumerate(runs)]
-    trained = sweep.train_group(cfg, blowing_up, tmp_path, "g.ckpt")
-    healthy = sweep.train_group(cfg, runs)
+    (cfg, runs), = sweep.group_runs(STUDY)[:1]
+    blowing_up = [run._replace(cfg=replace(run.cfg, lr=1e30)) if i == 1 else run for i, run in enumerate(runs)]
+    trained = sweep.train_group(STUDY, cfg, blowing_up, stacked.Stacked(tmp_path / "g.ckpt"))
+    healthy = sweep.train_group(STUDY, cfg, runs)
     assert trained.diverged_at.tolist() == [0, 2, 0, 0, 0, 0]  # the loss of step 2 is not finite
-    initial = jax.vmap(train.make_init(cfg))(*sweep.stack_runs(runs))
+    initial = jax.vmap(train.make_init(cfg))(*sweep.stack_runs(STUDY, runs))
     for got, want, first in zip(jax.tree.leaves(trained.state.params), jax.tree.leaves(healthy.state.params),
                                 jax.tree.leaves(initial.params)):
         np.testing.assert_array_equal(np.delete(got, 1, 0), np.delete(want, 1, 0))  # the others finished
         np.testing.assert_array_equal(got[1], first[1])  # its last good chunk's parameters: the initial ones
     assert json.loads((tmp_path / "g.ckpt" / "latest.json").read_text())["step"] == cfg.train_steps
-    rows = sweep.evaluate_group(trained, blowing_up, PRESET)
+    rows = sweep.evaluate_group(STUDY, trained, blowing_up)
     assert {r["seed"]: r.get("diverged_at") for r in rows if r["p_chg"] == 1.0} == {0: None, 1: 2, 2: None}
     assert np.all(np.isfinite([r["r2_linear"] for r in rows]))
 
@@ -190,7 +194,7 @@ def test_diverged_runs_are_listed_and_left_out_of_the_tables(tmp_path):
     rows = [{"mechanism": "multimodal", "p_chg": 1.0, "statistical": False, "causal": False, "seed": seed,
              "encoding": "hz1", "predicted_factors": "c", "r2_linear": 0.9, "r2_nonlinear": r2,
              **({"diverged_at": 7} if seed == 2 else {})} for seed, r2 in enumerate((0.9, 0.7, -5.0))]
-    sweep.write_results(tmp_path, "demo", rows, PRESET)
+    twoview.write_results(tmp_path, "demo", rows, PRESET)
     md = (tmp_path / "results.md").read_text()
     assert "| 1 | no | no | 0.80±0.10 |" in md  # seeds 0 and 1 only
     assert md.endswith("Left out of the tables, diverged: mechanism=multimodal p_chg=1.0 statistical=False "
@@ -206,7 +210,7 @@ def test_tables_have_the_papers_layout(tmp_path):
     md = report.tables_markdown("demo", rows, seeds=2)
     assert "| p_chg | stat. | caus. | hz1: c | hz1: s | hz2: c | hz2: s~ |" in md
     assert "| 0.75 | no | yes | 0.90±0.00 | 0.05±0.05 | 0.05±0.05 | 0.90±0.00 | 0.05±0.05 | 0.05±0.05 |" in md
-    sweep.write_results(tmp_path, "demo", rows, PRESET)
+    twoview.write_results(tmp_path, "demo", rows, PRESET)
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert csv_lines[0] == "mechanism,p_chg,statistical,causal,seed,encoding,predicted_factors,r2_linear,r2_nonlinear"
     assert (tmp_path / "results.md").read_text() == report.tables_markdown("demo", rows, PRESET.seeds)
@@ -224,19 +228,30 @@ def test_bad_sweep_input_exits_2_with_one_line(tmp_path, args, words):
     assert not (tmp_path / "out").exists()
 
 
-def test_evaluation_settings_are_not_part_of_a_sweeps_identity(tmp_path):
-    legacy = {"preset": "table1-quick", "seeds": 3, "train_steps": None, "num_eval_batches": 1, "metrics": ["mcc"]}
-    (tmp_path / "sweep.json").write_text(json.dumps(legacy))
-    sweep.prepare_out(tmp_path, {"preset": "table1-quick", "seeds": 3, "train_steps": None})
+def test_a_sweeps_identity_holds_every_resolved_config_and_names_what_differs(tmp_path):
+    wanted = sweep.identity("table1-quick", twoview.study(sweep_preset("table1-quick")), 3, train_steps=None)
+    assert len(wanted["settings"]) == 10 and wanted["batching"] == "map"
+    assert wanted["settings"][2]["labels"] == {"mechanism": "original", "p_chg": 0.75, "statistical": True,
+                                               "causal": False}
+    assert wanted["settings"][2]["config"]["statistical_dependence"] and \
+        wanted["settings"][2]["config"]["wishart"] == "shared"
+    sweep.prepare_out(tmp_path, wanted)
     stored = json.loads((tmp_path / "sweep.json").read_text())
-    assert stored == {"preset": "table1-quick", "seeds": 3, "train_steps": None, "made_by": provenance.provenance()}
-    assert set(stored["made_by"]) == {"mmident_jax", "git", "jax", "backend"}
-    with pytest.raises(rundir.RunDirError, match="holds another sweep"):
-        sweep.prepare_out(tmp_path, {"preset": "table1-quick", "seeds": 4, "train_steps": None})
+    assert stored == {**wanted, "made_by": provenance.provenance()}
+    assert set(stored["made_by"]) == {"mmident_jax", "git", "jax", "backend", "devices"}
+    sweep.prepare_out(tmp_path, wanted)  # the same sweep: accepted
+    independent = sweep.identity("table1-quick", twoview.study(sweep_preset("table1-independent-quick")), 3,
+                                 train_steps=None)
+    with pytest.raises(rundir.RunDirError, match=r"holds another sweep \(wishart='shared' where this sweep has "
+                                                 r"'independent'\)"):
+        sweep.prepare_out(tmp_path, independent)
+    with pytest.raises(rundir.RunDirError, match=r"holds another sweep \(seeds=3 where this sweep has 4\)"):
+        sweep.prepare_out(tmp_path, {**wanted, "seeds": 4})
 
 
 def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
-    sweep.prepare_out(tmp_path, {"preset": "table4-quick", "seeds": 3, "train_steps": None})
+    sweep.prepare_out(tmp_path, sweep.identity("table4-quick", twoview.study(sweep_preset("table4-quick")), 3,
+                                                experiment="twoview", train_steps=None))
     (tmp_path / "results.md").write_text("earlier table")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     result = cli("sweep", "--out", tmp_path, "--preset", "table1-quick")
@@ -246,7 +261,7 @@ def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
 
 
 def test_stored_rows_are_reused_only_when_made_as_today(tmp_path):
-    evaluation, made_by, rows = sweep.evaluation_settings(PRESET), provenance.provenance(), [{"seed": 0}]
+    evaluation, made_by, rows = twoview.evaluation_settings(PRESET), provenance.provenance(), [{"seed": 0}]
     path, said = tmp_path / "group0.json", []
 
     def reused(stored) -> bool:
@@ -256,10 +271,11 @@ def test_stored_rows_are_reused_only_when_made_as_today(tmp_path):
     assert reused({"evaluation": evaluation, "made_by": made_by, "rows": rows})
     assert not reused({"evaluation": {**evaluation, "num_eval_batches": 2}, "made_by": made_by, "rows": rows})
     assert not reused({"evaluation": evaluation, "made_by": {**made_by, "backend": "gpu"}, "rows": rows})
-    assert not reused(rows)  # the format before evaluations were recorded
+    assert reused({"evaluation": evaluation, "made_by": {**made_by, "devices": 8}, "rows": rows})  # recorded only
     assert not reused('{"evaluation": ')
+    assert not reused(rows)  # a list: not a group file
     assert len(said) == 4 and all(line.startswith("group0.json: ") and line.endswith("evaluating again")
                                   for line in said)
     for line, words in zip(said, ["with other settings", "on gpu, which computes differently from",
-                                  "did not record its evaluation", "not readable"]):
+                                  "not readable", "not readable"]):
         assert words in line, line

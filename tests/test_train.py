@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmident_jax import driver, rundir, train
+from mmident_jax import core, engine, rundir, train
 from mmident_jax.evaluation import monitor as make_monitor
 from mmident_jax.config import hyper, replace
 
@@ -46,10 +46,10 @@ def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
 def test_resume_equals_uninterrupted_run(tiny, tmp_path):
     cfg = replace(tiny, train_steps=40, log_steps=10)
     monitor = make_monitor(cfg)
-    full = driver.fit(cfg, tmp_path / "full", monitor=monitor, progress=False)
-    driver.fit(replace(cfg, train_steps=20), tmp_path / "split", monitor=monitor, progress=False)
+    full = train.fit(cfg, tmp_path / "full", monitor=monitor, progress=False)
+    train.fit(replace(cfg, train_steps=20), tmp_path / "split", monitor=monitor, progress=False)
     assert int(rundir.restore_checkpoint(tmp_path / "split", full).step) == 20
-    resumed = driver.fit(cfg, tmp_path / "split", monitor=monitor, progress=False)
+    resumed = train.fit(cfg, tmp_path / "split", monitor=monitor, progress=False)
     assert int(resumed.step) == 40
     chex.assert_trees_all_equal(full, resumed)
     steps = [m["step"] for m in rundir.read_metrics(tmp_path / "split")]
@@ -61,7 +61,7 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path):
 @pytest.mark.slow
 def test_a_decaying_schedule_resumes_bitwise_and_keeps_its_horizon(tiny, tmp_path):
     cfg = replace(tiny, lr_schedule="warmup_cosine", warmup_steps=5, train_steps=30, log_steps=10)
-    full = driver.fit(cfg, tmp_path / "full", progress=False)
+    full = train.fit(cfg, tmp_path / "full", progress=False)
 
     def interrupt_at_20(state):  # after step 20's checkpoint is written
         if int(state.step) == 20:
@@ -69,45 +69,45 @@ def test_a_decaying_schedule_resumes_bitwise_and_keeps_its_horizon(tiny, tmp_pat
         return {}
 
     with pytest.raises(KeyboardInterrupt):
-        driver.fit(cfg, tmp_path / "split", monitor=interrupt_at_20, progress=False)
-    resumed = driver.fit(cfg, tmp_path / "split", progress=False)
+        train.fit(cfg, tmp_path / "split", monitor=interrupt_at_20, progress=False)
+    resumed = train.fit(cfg, tmp_path / "split", progress=False)
     chex.assert_trees_all_equal(full, resumed)
     with pytest.raises(rundir.RunDirError, match="warmup_cosine schedule, which ends at train_steps=30"):
-        driver.fit(replace(cfg, train_steps=60), tmp_path / "split", progress=False)
+        train.fit(replace(cfg, train_steps=60), tmp_path / "split", progress=False)
     constant = replace(tiny, train_steps=10)
-    driver.fit(constant, tmp_path / "constant", progress=False)
-    assert int(driver.fit(replace(constant, train_steps=20), tmp_path / "constant", progress=False).step) == 20
+    train.fit(constant, tmp_path / "constant", progress=False)
+    assert int(train.fit(replace(constant, train_steps=20), tmp_path / "constant", progress=False).step) == 20
 
 
 @pytest.mark.slow
 def test_fit_equals_the_pure_train_function(tiny, tmp_path):
-    fitted = driver.fit(tiny, tmp_path / "run", progress=False)
+    fitted = train.fit(tiny, tmp_path / "run", progress=False)
     pure, _ = jax.jit(train.make_train(tiny))(jax.random.PRNGKey(tiny.seed))
     chex.assert_trees_all_close(fitted.params, pure.params, rtol=1e-5, atol=1e-6)
 
 
 def test_fit_compiles_one_program_per_chunk_length(tiny, tmp_path, monkeypatch):
-    """25 steps in chunks of 10: lengths 10, 10, 5 need two traces of the chunk, not three."""
-    make_run = train.make_run
-    monkeypatch.setattr(train, "make_run", lambda cfg: chex.assert_max_traces(make_run(cfg), n=2))
-    state = driver.fit(replace(tiny, train_steps=25, log_steps=10), tmp_path, progress=False)
-    assert int(state.step) == 25
+    """25 steps in chunks of 10: lengths 10, 10, 5 need two chunk programs, not three."""
+    chunk_program, lengths = engine.chunk_program, []
+    monkeypatch.setattr(engine, "chunk_program", lambda exp, n, *args: lengths.append(n) or chunk_program(exp, n, *args))
+    state = train.fit(replace(tiny, train_steps=25, log_steps=10), tmp_path, progress=False)
+    assert int(state.step) == 25 and lengths == [10, 5]
 
 
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
     cfg = replace(tiny, lr=1e30, grad_clip=1e30, train_steps=10, log_steps=1)
-    with pytest.raises(train.TrainingDiverged, match=r"at step \d+; kept the checkpoint of step \d+"):
-        driver.fit(cfg, tmp_path, progress=False)
+    with pytest.raises(core.TrainingDiverged, match=r"at step \d+; kept the checkpoint of step \d+"):
+        train.fit(cfg, tmp_path, progress=False)
     kept = rundir.restore_checkpoint(tmp_path, jax.eval_shape(train.make_init(cfg), jax.random.PRNGKey(0), hyper(cfg)))
     assert 1 <= int(kept.step) < 10
     chex.assert_tree_all_finite(kept.params)
 
 
 def test_fit_refuses_a_run_dir_with_other_settings(tiny, tmp_path):
-    driver.fit(tiny, tmp_path, progress=False)
+    train.fit(tiny, tmp_path, progress=False)
     before = (tmp_path / rundir.CONFIG).read_text()
     with pytest.raises(rundir.RunDirError, match="batch_size=32"):
-        driver.fit(replace(tiny, batch_size=64), tmp_path, progress=False)
+        train.fit(replace(tiny, batch_size=64), tmp_path, progress=False)
     assert (tmp_path / rundir.CONFIG).read_text() == before
 
 
@@ -125,7 +125,7 @@ def test_random_streams_are_distinct_and_each_seed_probes_with_its_own_keys():
     from mmident_jax.evaluation import PROBE_KINDS, probe_key
 
     key = jax.random.PRNGKey(0)
-    streams = [train.stream(key, name) for name in train.STREAMS]
+    streams = [core.stream(key, name) for name in core.STREAMS]
     probes = [probe_key(key, kind, block, e) for kind in PROBE_KINDS for block in range(6) for e in range(2)]
     keys = {tuple(np.asarray(k).tolist()) for k in [key, *streams, *probes]}
     assert len(keys) == 1 + len(streams) + len(probes)

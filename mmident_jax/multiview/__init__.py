@@ -12,7 +12,7 @@ See docs/multiview.md.
 - `model`: `sample`, `init_truth`, `init_params`, `codes`, `group_losses`, `contrastive_loss`, `make_train`
 - `evaluation`: `evaluate` (R² per group x view x latent)
 - `tables`: CSV, markdown, heatmap and loss curves
-- `experiment`: `fit_seeds` (seeds vmapped, checkpointed, resumed), `run_experiment`
+- `experiment`: `study` (the seeds for the sweep engine), `run_experiment`, `write_results`
 - `command`: the `mmident-jax multiview` command (`add_parser`, `run`)
 
 The names below load their modules on first use: `add_parser` and `run` load no JAX
@@ -34,8 +34,8 @@ import importlib
 
 _API = {**dict.fromkeys(("Group", "MultiviewConfig", "MultiviewError", "Preset", "Views",
                          "from_two_view", "replace"), "structure"),
-        **dict.fromkeys(("contrastive_loss", "make_init", "make_run", "make_train", "sample"), "model"),
-        "evaluate": "evaluation", "fit_seeds": "experiment", "run_experiment": "experiment",
+        **dict.fromkeys(("contrastive_loss", "experiment", "make_init", "make_step", "make_train", "sample"), "model"),
+        "evaluate": "evaluation", "study": "experiment", "run_experiment": "experiment",
         **dict.fromkeys(("add_parser", "run"), "command")}
 
 __all__ = sorted(_API)

@@ -13,7 +13,7 @@ Example:
     ...                       train_steps=4, log_steps=2, cond_pool=1000)
     >>> rows = sweep.sweep(study(Preset(cfg, seeds=2, eval_batch_size=64, probes=("linear",))), progress=False)
     >>> len(rows), sorted({r["seed"] for r in rows}), rows[0]["subset"]
-    (24, [0, 1], '0,1')
+    (36, [0, 1], '0,1')
 """
 
 from __future__ import annotations
