@@ -13,7 +13,7 @@ import sys
 
 from mmident_jax import presets, score
 from mmident_jax.config import (EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config,
-                                ConfigError, check_eval_size)
+                                ConfigError)
 from mmident_jax.flags import Parser, add_config_flags, add_preset, positive, run_config
 from mmident_jax.imgtxt import command as imgtxt
 from mmident_jax.multiview import command as multiview
@@ -137,6 +137,8 @@ def _evaluate(args) -> None:
         raise ConfigError(f"unknown probe {unknown[0] if unknown else '(none)'!r}; choose from {','.join(PROBES)}")
     if args.num_eval_batches < 1:
         raise ConfigError(f"--num-eval-batches must be >= 1, got {args.num_eval_batches}")
+    from mmident_jax.probes import check_eval_size
+
     check_eval_size(args.num_eval_batches, EVAL_BATCH_SIZE, probes, args.nonlinear_probe)
     metrics = _metrics(args)
     table = evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
@@ -158,14 +160,16 @@ def _sweep(args) -> None:
     preset = presets.sweep_preset(args.preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
         nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size, metrics=_metrics(args))
+    from mmident_jax.probes import check_eval_size
+
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
-    from mmident_jax import sweep, twoview
+    from mmident_jax import rundir, sweep, twoview
     from mmident_jax.core import TrainingDiverged
 
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     out, study = Path(args.out), twoview.study(preset)
-    sweep.prepare_out(out, sweep.identity(args.preset, study, preset.seeds, experiment="twoview",
+    rundir.prepare_out(out, sweep.identity(args.preset, study, preset.seeds, experiment="twoview",
                                           train_steps=args.train_steps))
     rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     import jax

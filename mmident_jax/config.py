@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 __all__ = ["Config", "ConfigError", "Hyper", "PAPER", "QUICK", "Settings", "check", "hyper", "replace"]
 
 EVAL_BATCH_SIZE = 4096  # samples per evaluation batch, as the original
-EXACT_MAX_N = 33_000  # samples of the exact kernel ridge probe: 20.6 n² bytes at its refit (docs/probes.md, "Memory")
 PROBES = ("linear", "kernel", "mlp")  # evaluation probes
 IDENTIFIABILITY_METRICS = ("mcc", "dci", "ceiling")  # evaluation's --metrics (docs/metrics.md)
 NONLINEAR_PROBES = ("kernel", "mlp")  # what fills r2_nonlinear: kernel ridge, or the original's --mlp-eval
@@ -155,15 +154,6 @@ class Hyper(NamedTuple):
     m_param: Any
     temperature: Any
     lr: Any
-
-
-def check_eval_size(num_batches: int, batch_size: int, probes=("kernel",), nonlinear_probe: str = "kernel") -> None:
-    """Refuse an evaluation the exact kernel ridge probe cannot fit, before any work starts."""
-    n = num_batches * batch_size
-    if "kernel" in probes and nonlinear_probe == "kernel" and n > EXACT_MAX_N:
-        raise ConfigError(f"{num_batches} evaluation batches of {batch_size} are {n} samples, over the exact kernel "
-                          f"ridge limit of {EXACT_MAX_N}: use at most {EXACT_MAX_N // batch_size} batches, or the "
-                          "Nystrom approximation (probes.kernel_ridge_r2(..., approx='nystrom'))")
 
 
 def hyper(cfg: Config) -> Hyper:

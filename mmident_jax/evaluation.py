@@ -95,22 +95,17 @@ def identifiability_columns(x_val, x_test, y_val: dict, y_test: dict, metrics, r
     (block -> {"r2_linear", "r2_nonlinear"}), the normalised scores `norm_linear`, `norm_nonlinear`.
     """
     from mmident_jax import identifiability as I
-    from mmident_jax.score import mcc_columns
 
     names = list(y_val)
     stops = np.cumsum([y_val[k].shape[1] for k in names])
     slices = {k: slice(stop - y_val[k].shape[1], stop) for k, stop in zip(names, stops)}
     z_val, z_test = (np.concatenate([y[k] for k in names], axis=1) for y in (y_val, y_test))
-    out = {k: {} for k in names}
     with jax.enable_x64(True):
-        if "mcc" in metrics:
-            for k, columns in mcc_columns(z_val, x_val, z_test, x_test, slices).items():
-                out[k].update(columns)
-        if "dci" in metrics:
-            d = I.dci(x_val, z_val, x_test, z_test)
-            for k, cols in slices.items():
-                out[k].update(dci_d=d.disentanglement, dci_c=float(np.mean(d.factor_completeness[cols])),
-                              dci_i=float(np.mean(d.factor_informativeness[cols])))
+        out, d = I.block_columns(z_val, x_val, z_test, x_test, slices, metrics)
+    if d is not None:  # disentanglement, of all blocks' dimensions together, on every block's row
+        for k in names:
+            completeness, informativeness = out[k].pop("dci_c"), out[k].pop("dci_i")
+            out[k].update(dci_d=d.disentanglement, dci_c=completeness, dci_i=informativeness)
     if "ceiling" in metrics and "c" in y_val:
         ceilings = ceilings or dependence_ceilings(y_val, y_test)
         for probe, column in (("linear", "r2_linear"), ("kernel", "r2_nonlinear")):

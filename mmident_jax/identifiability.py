@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -497,3 +497,29 @@ def normalized_score(r2: float, ceiling: float) -> float:
         return float("nan")
     c = max(ceiling, 0.0)
     return float(min(max((float(r2) - c) / (1 - c), 0.0), 1.0))
+
+
+def block_columns(z_val, h_val, z_test, h_test, slices: dict[str, slice], metrics) -> tuple[dict[str, dict], Any]:
+    """The identifiability columns of latent blocks (column `slices` of z) against codes h: the
+    one computation behind `evaluation.evaluate`, the sweeps and `score.score`.
+
+    Per block, with "mcc" in `metrics`: `mcc_{pearson,spearman}_{in,out}` (matched and scored on
+    test; matched on validation, scored on test); with "dci": `dci_c`, `dci_i` (the block's mean
+    completeness and informativeness). Returns the columns and the `dci` result (for its
+    disentanglement and convergence; None without "dci"). Run under ``jax.enable_x64(True)``.
+    """
+    out = {name: {} for name in slices}
+    if "mcc" in metrics:
+        for method in METHODS:
+            corr_val = np.asarray(correlation(z_val, h_val, method))
+            corr_test = np.asarray(correlation(z_test, h_test, method))
+            for name, cols in slices.items():
+                out[name][f"mcc_{method}_in"] = float(mcc_from_correlations(corr_test[cols], corr_test[cols]).mcc)
+                out[name][f"mcc_{method}_out"] = float(mcc_from_correlations(corr_val[cols], corr_test[cols]).mcc)
+    scores = None
+    if "dci" in metrics:
+        scores = dci(h_val, z_val, h_test, z_test)
+        for name, cols in slices.items():
+            out[name].update(dci_c=float(np.mean(scores.factor_completeness[cols])),
+                             dci_i=float(np.mean(scores.factor_informativeness[cols])))
+    return out, scores

@@ -1,4 +1,4 @@
-"""The run directory: `config.json`, `checkpoint.msgpack`, `metrics.jsonl`, `results.csv`.
+"""The run directory (`config.json`, `checkpoint.msgpack`, `metrics.jsonl`, `results.csv`) and a sweep's (`sweep.json`).
 
 Checkpoints are Flax msgpack files written atomically (temporary file, fsync, rename),
 so a crash or a full disk mid-write leaves the previous checkpoint intact; the one
@@ -176,3 +176,44 @@ def read_metrics(run_dir) -> list[dict]:
             if i < len(lines) - 1:
                 raise RunDirError(f"{path}: line {i + 1} is not JSON") from None
     return records
+
+
+def _differs(stored: dict, wanted: dict) -> str:
+    """The first entry of two identities that differs, as a phrase."""
+    for key in dict.fromkeys([*wanted, *stored]):
+        if stored.get(key) != wanted.get(key):
+            if key == "settings" and isinstance(stored.get(key), list):
+                for have, want in zip(stored[key], wanted[key]):
+                    for name in dict.fromkeys([*want["config"], *have["config"]]):
+                        if have["config"].get(name) != want["config"].get(name):
+                            return (f"{name}={have['config'].get(name)!r} where this sweep has "
+                                    f"{want['config'].get(name)!r}")
+                return f"{len(stored[key])} settings where this sweep has {len(wanted[key])}"
+            return f"{key}={stored.get(key)!r} where this sweep has {wanted.get(key)!r}"
+    return ""
+
+
+def prepare_out(out: Path, wanted: dict) -> None:
+    """Create `out` for the sweep that `wanted` (`sweep.identity`) describes, or check it holds
+    that same sweep (else `RunDirError` naming the first setting that differs); `sweep.json`
+    records the identity and what made it."""
+    marker = out / "sweep.json"
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} exists and is not a directory")
+    if marker.exists():
+        try:
+            stored = json.loads(marker.read_text())
+            stored.pop("made_by", None)
+        except (ValueError, AttributeError, KeyError):
+            raise RunDirError(f"{marker} is not a readable sweep.json; use another --out") from None
+        if stored != wanted:
+            raise RunDirError(f"{out} holds another sweep ({_differs(stored, wanted)}); use another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise RunDirError(f"{out} is not empty and holds no sweep (sweep.json missing)")
+    import jax
+
+    from mmident_jax.provenance import provenance
+
+    if jax.process_index() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(marker, json.dumps({**wanted, "made_by": provenance()}, indent=1).encode())

@@ -168,20 +168,6 @@ def _check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- scoring
 
 
-def mcc_columns(z_val, h_val, z_test, h_test, slices: dict[str, slice]) -> dict[str, dict]:
-    """MCC in/out, Pearson/Spearman, of each slice of latent columns against all codes."""
-    from mmident_jax import identifiability as I
-
-    out = {name: {} for name in slices}
-    for method in I.METHODS:
-        corr_val = np.asarray(I.correlation(z_val, h_val, method))
-        corr_test = np.asarray(I.correlation(z_test, h_test, method))
-        for name, cols in slices.items():
-            out[name][f"mcc_{method}_in"] = float(I.mcc_from_correlations(corr_test[cols], corr_test[cols]).mcc)
-            out[name][f"mcc_{method}_out"] = float(I.mcc_from_correlations(corr_val[cols], corr_test[cols]).mcc)
-    return out
-
-
 def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None,
           metrics: Sequence[str] = METRICS, content: str = "c", val_fraction: float = 0.5, seed: int = 0,
           split: tuple | None = None, kernel_approx: str | None = None) -> list[dict]:
@@ -242,19 +228,15 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
         if "kernel" in metrics:
             for k, (r2, _) in zip(targets, P.kernel_ridge_r2_blocks(h_val, ys_val, h_test, ys_test, **kernel)):
                 rows[k]["r2_kernel"] = r2
-        if "mcc" in metrics:
-            for k, columns in mcc_columns(z_val, h_val, z_test, h_test, slices).items():
-                rows[k].update(columns)
-        if "dci" in metrics:
-            d = I.dci(h_val, z_val, h_test, z_test)
+        columns, d = I.block_columns(z_val, h_val, z_test, h_test, slices, metrics)
+        if d is not None:
             if not d.converged:
                 warnings.warn(f"DCI: some Lasso fits stopped after {I.LASSO_MAX_SWEEPS} sweeps before their "
                               "duality gap closed (nearly collinear codes?); importances are approximate",
                               stacklevel=2)
             rows[ALL]["dci_d"] = d.disentanglement
-            for k, s in slices.items():
-                rows[k]["dci_c"] = float(np.mean(d.factor_completeness[s]))
-                rows[k]["dci_i"] = float(np.mean(d.factor_informativeness[s]))
+        for k, cols in columns.items():
+            rows[k].update(cols)
         if "ceiling" in metrics:
             for probe in [p for p in PROBES if p in metrics] or ["linear"]:
                 options = kernel if probe == "kernel" else {}

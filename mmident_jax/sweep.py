@@ -237,42 +237,6 @@ def identity(name: str, study: Study, seeds: int, **extra) -> dict:
         {"labels": dict(labels), "config": cfg.to_dict()} for labels, cfg in settings.items()]}))
 
 
-def _differs(stored: dict, wanted: dict) -> str:
-    """The first entry of two identities that differs, as a phrase."""
-    for key in dict.fromkeys([*wanted, *stored]):
-        if stored.get(key) != wanted.get(key):
-            if key == "settings" and isinstance(stored.get(key), list):
-                for have, want in zip(stored[key], wanted[key]):
-                    for name in dict.fromkeys([*want["config"], *have["config"]]):
-                        if have["config"].get(name) != want["config"].get(name):
-                            return (f"{name}={have['config'].get(name)!r} where this sweep has "
-                                    f"{want['config'].get(name)!r}")
-                return f"{len(stored[key])} settings where this sweep has {len(wanted[key])}"
-            return f"{key}={stored.get(key)!r} where this sweep has {wanted.get(key)!r}"
-    return ""
-
-
-def prepare_out(out: Path, wanted: dict) -> None:
-    """Create `out` for the sweep that `wanted` (`identity`) describes, or check it holds that
-    same sweep; `sweep.json` records the identity and what made it."""
-    marker = out / "sweep.json"
-    if out.exists() and not out.is_dir():
-        raise rundir.RunDirError(f"--out {out} exists and is not a directory")
-    if marker.exists():
-        try:
-            stored = json.loads(marker.read_text())
-            stored.pop("made_by", None)
-        except (ValueError, AttributeError, KeyError):
-            raise rundir.RunDirError(f"{marker} is not a readable sweep.json; use another --out") from None
-        if stored != wanted:
-            raise rundir.RunDirError(f"{out} holds another sweep ({_differs(stored, wanted)}); use another --out")
-    elif out.is_dir() and any(out.iterdir()):
-        raise rundir.RunDirError(f"{out} is not empty and holds no sweep (sweep.json missing)")
-    if jax.process_index() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        rundir.write_atomic(marker, json.dumps({**wanted, "made_by": provenance.provenance()}, indent=1).encode())
-
-
 def stored_rows(out: Path, study: Study) -> list[dict]:
     """The result rows a finished sweep keeps in `out` (`groupN.json`), in the study's order."""
     paths = [out / f"group{g}.json" for g in range(len(group_runs(study)))]

@@ -235,22 +235,22 @@ def test_a_sweeps_identity_holds_every_resolved_config_and_names_what_differs(tm
                                                "causal": False}
     assert wanted["settings"][2]["config"]["statistical_dependence"] and \
         wanted["settings"][2]["config"]["wishart"] == "shared"
-    sweep.prepare_out(tmp_path, wanted)
+    rundir.prepare_out(tmp_path, wanted)
     stored = json.loads((tmp_path / "sweep.json").read_text())
     assert stored == {**wanted, "made_by": provenance.provenance()}
     assert set(stored["made_by"]) == {"mmident_jax", "git", "jax", "backend", "devices"}
-    sweep.prepare_out(tmp_path, wanted)  # the same sweep: accepted
+    rundir.prepare_out(tmp_path, wanted)  # the same sweep: accepted
     independent = sweep.identity("table1-quick", twoview.study(sweep_preset("table1-independent-quick")), 3,
                                  train_steps=None)
     with pytest.raises(rundir.RunDirError, match=r"holds another sweep \(wishart='shared' where this sweep has "
                                                  r"'independent'\)"):
-        sweep.prepare_out(tmp_path, independent)
+        rundir.prepare_out(tmp_path, independent)
     with pytest.raises(rundir.RunDirError, match=r"holds another sweep \(seeds=3 where this sweep has 4\)"):
-        sweep.prepare_out(tmp_path, {**wanted, "seeds": 4})
+        rundir.prepare_out(tmp_path, {**wanted, "seeds": 4})
 
 
 def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
-    sweep.prepare_out(tmp_path, sweep.identity("table4-quick", twoview.study(sweep_preset("table4-quick")), 3,
+    rundir.prepare_out(tmp_path, sweep.identity("table4-quick", twoview.study(sweep_preset("table4-quick")), 3,
                                                 experiment="twoview", train_steps=None))
     (tmp_path / "results.md").write_text("earlier table")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}

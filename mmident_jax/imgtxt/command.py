@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
         positive(args, "seeds", "train_steps")
         out, seeds = Path(args.out), args.seeds or preset.seeds
         study = experiment.study(preset, seeds, args.train_steps)
-        sweep.prepare_out(out, sweep.identity(args.preset, study, seeds, experiment="imgtxt",
+        rundir.prepare_out(out, sweep.identity(args.preset, study, seeds, experiment="imgtxt",
                                               train_steps=args.train_steps))
         rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
         for skipped in experiment.write_results(out, args.preset, rows, preset, seeds):

@@ -68,13 +68,13 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
 
 def run(args: argparse.Namespace) -> None:
     """Run `multiview train` or `multiview sweep`. Bad input raises (see the module doc)."""
-    from mmident_jax import sweep
+    from mmident_jax import rundir, sweep
     from mmident_jax.core import TrainingDiverged
     from mmident_jax.multiview.experiment import run_experiment, study
 
     preset = preset_from_args(args)
     out = Path(args.out)
-    sweep.prepare_out(out, sweep.identity(args.preset, study(preset), preset.seeds, experiment="multiview",
+    rundir.prepare_out(out, sweep.identity(args.preset, study(preset), preset.seeds, experiment="multiview",
                                           train_steps=args.train_steps))
     rows = run_experiment(args.preset, preset, out, evaluate_runs=args.multiview_command == "sweep",
                           progress=not args.no_progress)

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mmident_jax.config import EXACT_MAX_N
-from mmident_jax.probes.metrics import _padded, _r2_columns, _stack_blocks, _x64, kfold_splits, r2_score
+from mmident_jax.probes.metrics import ProbeError, _padded, _r2_columns, _stack_blocks, _x64, kfold_splits, r2_score
+
+EXACT_MAX_N = 33_000  # samples of the exact kernel ridge probe: 20.6 n² bytes at its refit (docs/probes.md, "Memory")
 ALPHAS = (1.0, 0.1, 0.01, 0.001)
 GAMMAS = tuple(float(g) for g in np.logspace(-2, 2, 4))
 REFINEMENT_STEPS = 2
@@ -243,3 +244,12 @@ def kernel_ridge_r2(
         x_train, [y_train], x_test, [y_test],
         alphas=alphas, gammas=gammas, folds=folds, approx=approx, rank=rank,
     )[0]
+
+
+def check_eval_size(num_batches: int, batch_size: int, probes=("kernel",), nonlinear_probe: str = "kernel") -> None:
+    """Refuse (`ProbeError`) an evaluation the exact kernel ridge probe cannot fit, before any work starts."""
+    n = num_batches * batch_size
+    if "kernel" in probes and nonlinear_probe == "kernel" and n > EXACT_MAX_N:
+        raise ProbeError(f"{num_batches} evaluation batches of {batch_size} are {n} samples, over the exact kernel "
+                         f"ridge limit of {EXACT_MAX_N}: use at most {EXACT_MAX_N // batch_size} batches, or the "
+                         "Nystrom approximation (probes.kernel_ridge_r2(..., approx='nystrom'))")
