@@ -17,7 +17,8 @@ import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-__all__ = ["Config", "ConfigError", "Hyper", "PAPER", "QUICK", "Settings", "check", "hyper", "replace"]
+__all__ = ["Config", "ConfigError", "Encoders", "Hyper", "Latents", "Mixing", "Optimisation", "PAPER", "QUICK", "Settings",
+           "check", "hyper", "replace", "validate_parts"]
 
 EVAL_BATCH_SIZE = 4096  # samples per evaluation batch, as the original
 PROBES = ("linear", "kernel", "mlp")  # evaluation probes
@@ -57,50 +58,109 @@ def check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-@dataclass(frozen=True)
-class Config(Settings):
-    """Every setting of one training run. Defaults are the paper's (ICLR 2023)."""
+@dataclass(frozen=True, kw_only=True)
+class Latents(Settings):
+    """The latent marginals and the perturbation every latent model shares (docs/generative-process.md)."""
 
-    # Ground-truth latent model (docs/generative-process.md).
-    content_n: int = 5
-    style_n: int = 5
-    modality_n: int = 5
-    style_change_prob: float = 1.0
-    statistical_dependence: bool = False
-    content_dependent_style: bool = False
-    c_param: float = 1.0
-    m_param: float = 1.0
+    style_change_prob: float = 1.0  # p_chg: probability that a perturbed latent changes between views
+    c_param: float = 1.0  # std of the perturbation
+    m_param: float = 1.0  # std of the latent marginals
     wishart: str = "shared"  # "shared": one draw per block size, as the original; "independent": one per block
-    discrete_block: str = "none"  # "c", "s" or "m" (m1 and m2): each dimension takes `categories` values
-    categories: int = 5  # k, values per dimension of the discrete block
-    # Mixing functions f1, f2.
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mixing(Settings):
+    """The invertible mixing MLPs, one per view."""
+
     n_mixing_layer: int = 3
     mixing_init: str = "rejection"
     cond_pool: int = 25_000
     cond_thresh_ratio: float = 1e-3
-    shared_mixing: bool = False
-    # Encoders g1, g2; `encoder_widths=()` means the paper's widths for n latents.
-    encoding_size: int = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Encoders(Settings):
+    """The encoder MLPs; `encoder_widths=()` means the paper's widths for the inputs."""
+
     encoder_widths: tuple[int, ...] = ()
-    shared_encoder: bool = False
-    precision: str = "float32"  # encoder matmuls: float32, tf32, or bfloat16 compute
     encoder_init: str = "pytorch"  # "pytorch": nn.Linear's uniform(+-1/sqrt(fan_in)); "lecun": Flax's default
-    # Objective.
-    loss: str = "infonce"
-    similarity: str = "l2"
-    temperature: float = 1.0
-    # Optimisation.
+    precision: str = "float32"  # encoder matmuls: float32, tf32, or bfloat16 compute
+
+
+@dataclass(frozen=True, kw_only=True)
+class Optimisation(Settings):
+    """Adam with optional clipping and schedule (`optim.optimizer`), batch, length and chunks of a run."""
+
     seed: int = 0
     batch_size: int = 6144
     lr: float = 1e-4
     lr_schedule: str = "constant"
     warmup_steps: int = 0
-    grad_clip: float = 2.0
+    grad_clip: float = 2.0  # global-norm clipping; 0: none
     train_steps: int = 300_001
     log_steps: int = 1000
 
+
+def validate_parts(cfg) -> None:
+    """Raise `ConfigError` naming the first out-of-range setting of the shared parts `cfg` has."""
+    if isinstance(cfg, Latents):
+        check(0.0 <= cfg.style_change_prob <= 1.0, f"style_change_prob must be in [0, 1], got {cfg.style_change_prob}")
+        for name in ("c_param", "m_param"):
+            check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
+        check(cfg.wishart in WISHART_DRAWS, f"wishart must be one of {', '.join(WISHART_DRAWS)}, got {cfg.wishart!r}")
+    if isinstance(cfg, Mixing):
+        for name in ("n_mixing_layer", "cond_pool"):
+            check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+        check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
+        check(cfg.mixing_init in MIXING_INITS,
+              f"mixing_init must be one of {', '.join(MIXING_INITS)}, got {cfg.mixing_init!r}")
+    if isinstance(cfg, Encoders):
+        object.__setattr__(cfg, "encoder_widths", tuple(int(w) for w in cfg.encoder_widths))
+        check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
+        for name, allowed in (("precision", PRECISIONS), ("encoder_init", ENCODER_INITS)):
+            check(getattr(cfg, name) in allowed,
+                  f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+    if isinstance(cfg, Optimisation):
+        for name in ("train_steps", "log_steps"):
+            check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+        for name in ("warmup_steps", "seed"):
+            check(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
+        check(cfg.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {cfg.batch_size}")
+        check(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
+        check(cfg.grad_clip >= 0, f"grad_clip must be >= 0 (0: none), got {cfg.grad_clip}")
+        check(cfg.lr_schedule in SCHEDULES,
+              f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {cfg.lr_schedule!r}")
+        check(cfg.lr_schedule != "constant" or cfg.warmup_steps == 0,
+              f"warmup_steps {cfg.warmup_steps} applies to the warmup_cosine schedule, not to a constant learning rate")
+
+
+@dataclass(frozen=True)
+class Config(Optimisation, Encoders, Mixing, Latents):
+    """Every setting of one two-view run. Defaults are the paper's (ICLR 2023).
+
+    The shared parts (`Latents`, `Mixing`, `Encoders`, `Optimisation`) are defined and
+    validated once; the fields below are the two-view latent model's, its encoders' and
+    its objective's.
+    """
+
+    # Ground-truth latent model (docs/generative-process.md).
+    content_n: int = 5
+    style_n: int = 5
+    modality_n: int = 5
+    statistical_dependence: bool = False
+    content_dependent_style: bool = False
+    discrete_block: str = "none"  # "c", "s" or "m" (m1 and m2): each dimension takes `categories` values
+    categories: int = 5  # k, values per dimension of the discrete block
+    shared_mixing: bool = False
+    # Encoders g1, g2.
+    encoding_size: int = 5
+    shared_encoder: bool = False
+    # Objective.
+    loss: str = "infonce"
+    similarity: str = "l2"
+    temperature: float = 1.0
+
     def __post_init__(self):
-        object.__setattr__(self, "encoder_widths", tuple(self.encoder_widths))
         validate(self)
 
     @property
@@ -117,20 +177,14 @@ class Config(Settings):
 
 def validate(cfg: Config) -> None:
     """Raise `ConfigError` naming the first setting that is out of range."""
-    for name in ("content_n", "encoding_size", "n_mixing_layer", "cond_pool", "train_steps", "log_steps"):
+    validate_parts(cfg)
+    for name in ("content_n", "encoding_size"):
         check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("style_n", "modality_n", "warmup_steps", "seed"):
+    for name in ("style_n", "modality_n"):
         check(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
-    check(cfg.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {cfg.batch_size}")
-    check(0.0 <= cfg.style_change_prob <= 1.0, f"style_change_prob must be in [0, 1], got {cfg.style_change_prob}")
-    check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
-    for name in ("c_param", "m_param", "temperature", "lr", "grad_clip"):
-        check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
-    check(all(w >= 1 for w in cfg.encoder_widths), f"encoder_widths must be positive, got {cfg.encoder_widths}")
-    for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES), ("discrete_block", DISCRETE_BLOCKS),
-                          ("mixing_init", MIXING_INITS), ("lr_schedule", SCHEDULES),
-                          ("precision", PRECISIONS), ("wishart", WISHART_DRAWS),
-                          ("encoder_init", ENCODER_INITS)):
+    check(cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}")
+    check(cfg.grad_clip > 0, f"grad_clip must be > 0 (the two-view runs always clip), got {cfg.grad_clip}")
+    for name, allowed in (("loss", LOSSES), ("similarity", SIMILARITIES), ("discrete_block", DISCRETE_BLOCKS)):
         check(getattr(cfg, name) in allowed, f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
     check(cfg.categories >= 2, f"categories must be >= 2, got {cfg.categories}")
     if cfg.discrete_block != "none":
@@ -142,8 +196,6 @@ def validate(cfg: Config) -> None:
     # settings that another one would silently ignore
     check(cfg.loss == "clip" or cfg.similarity == "l2",
           f"similarity {cfg.similarity!r} applies to the clip loss; infonce is the paper's squared-L2 objective")
-    check(cfg.lr_schedule != "constant" or cfg.warmup_steps == 0,
-          f"warmup_steps {cfg.warmup_steps} applies to the warmup_cosine schedule, not to a constant learning rate")
 
 
 class Hyper(NamedTuple):

@@ -7,37 +7,35 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from mmident_jax.config import Settings, check
+from mmident_jax.config import Optimisation, check, validate_parts
 
 IMAGE_ENCODERS = ("resnet18", "cnn")
 
 
 @dataclass(frozen=True)
-class ImgTxtConfig(Settings):
-    """One image/text run. Defaults are the paper's (batch 256, lr 1e-5, 100k steps, ResNet-18)."""
+class ImgTxtConfig(Optimisation):
+    """One image/text run. Defaults are the paper's (batch 256, Adam at lr 1e-5 without clipping,
+    100k steps, ResNet-18); the optimisation part is `config.Optimisation`, validated there."""
 
     encoding_size: int = 4
     image_size: int = 64
     image_encoder: str = "resnet18"
     position_dependent_color: bool = False
     temperature: float = 1.0
-    seed: int = 0
-    batch_size: int = 256
-    lr: float = 1e-5
-    train_steps: int = 100_000
-    log_steps: int = 1000
     eval_size: int = 4096  # held-out pairs to fit probes on, and as many to score them
+    batch_size: int = field(default=256, kw_only=True)
+    lr: float = field(default=1e-5, kw_only=True)
+    grad_clip: float = field(default=0.0, kw_only=True)
+    train_steps: int = field(default=100_000, kw_only=True)
 
     def __post_init__(self):
-        for name in ("encoding_size", "image_size", "train_steps", "log_steps", "eval_size"):
+        validate_parts(self)
+        for name in ("encoding_size", "image_size", "eval_size"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         check(self.image_size >= 16, f"image_size must be >= 16, got {self.image_size}")
-        check(self.batch_size >= 2, f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
-        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        for name in ("temperature", "lr"):
-            check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         check(self.image_encoder in IMAGE_ENCODERS,
               f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}, got {self.image_encoder!r}")
 

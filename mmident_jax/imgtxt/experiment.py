@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import core, driver, losses, probes as P, report, rundir, sweep
+from mmident_jax import core, driver, losses, optim, probes as P, report, rundir, sweep
 from mmident_jax.core import stream
 from mmident_jax.imgtxt import scenes, sentences
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
@@ -80,14 +80,14 @@ def make_init(cfg: ImgTxtConfig):
         k_image, k_text = jax.random.split(stream(key, "encoder"))
         _, images, tokens = pairs(key, cfg, 1)
         params = {"image": image_module.init(k_image, images), "text": text_module.init(k_text, tokens)}
-        return State(jnp.zeros((), jnp.int32), params, optax.adam(cfg.lr).init(params), key)
+        return State(jnp.zeros((), jnp.int32), params, optim.optimizer(cfg, cfg.lr).init(params), key)
 
     return init
 
 
 def make_step(cfg: ImgTxtConfig):
-    """`step(state, hp) -> (state, loss)`: one Adam step on freshly drawn pairs."""
-    opt = optax.adam(cfg.lr)
+    """`step(state, hp) -> (state, loss)`: one optimiser step (`optim.optimizer`) on freshly drawn pairs."""
+    opt = optim.optimizer(cfg, cfg.lr)
 
     def objective(params, images, tokens):
         return losses.nt_xent(*codes(params, cfg, images, tokens), cfg.temperature)

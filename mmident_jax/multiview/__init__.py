@@ -34,7 +34,7 @@ import importlib
 
 _API = {**dict.fromkeys(("Group", "MultiviewConfig", "MultiviewError", "Preset", "Views",
                          "from_two_view", "replace"), "structure"),
-        **dict.fromkeys(("contrastive_loss", "experiment", "make_init", "make_step", "make_train", "sample"), "model"),
+        **dict.fromkeys(("contrastive_loss", "make_init", "make_step", "make_train", "sample"), "model"),
         "evaluate": "evaluation", "study": "experiment", "run_experiment": "experiment",
         **dict.fromkeys(("add_parser", "run"), "command")}
 
