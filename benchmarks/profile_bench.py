@@ -12,7 +12,8 @@ inputs and timed round-robin in one process, so that a change in the machine's s
   the dummy loss <h1, g1> + <h2, g2> (fixed random g: the real backward's work)
 - `loss`, `loss_grad`: the contrastive loss on fixed codes (`train.objective`), and with
   its gradient w.r.t. the codes
-- `update`: clipping, Adam and the parameter update on fixed gradients (`train.apply_gradients`)
+- `update`: clipping, Adam and the parameter update on fixed gradients (`optim.optimizer`
+  and `optax.apply_updates`, as `core.make_step` applies them)
 - `step`: the whole step (one step, not scanned)
 
 Each piece gets its analytic model FLOPs (matmuls, 2 per multiply-add, counted as
@@ -45,12 +46,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import optax
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import check_fits, environment, skip_on_oom, time_interleaved  # noqa: E402
 from train_bench import SMOKE, encoder_flops_per_sample, fmt, init_state, step_flops  # noqa: E402
 
-from mmident_jax import encoders, train  # noqa: E402
+from mmident_jax import encoders, optim, train  # noqa: E402
 from mmident_jax.config import Config, hyper, replace  # noqa: E402
 from mmident_jax.presets import PRESETS  # noqa: E402
 
@@ -102,7 +104,9 @@ def pieces(cfg: Config, state: train.TrainState) -> dict[str, tuple]:
         return train.objective(cfg, hp, h1, h2, b)
 
     def update(params, opt_state, grads, hp):
-        return train.apply_gradients(cfg, hp, params, opt_state, grads)
+        with jax.named_scope("update"):
+            updates, opt_state = optim.optimizer(cfg, hp.lr).update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
 
     positives, negatives = jax.jit(lambda s, h: train.data(s, cfg, h))(state, hp)
     x1, x2 = jax.jit(mix)(state.truth, positives, negatives)

@@ -9,8 +9,10 @@ One script per question, each timed with `timing.py` (see benchmarks/README.md):
 - sweep      sweep_bench.py      seed-vmap scaling (recorded as skipped where the script is absent)
 - probe      probe_bench.py      probe speed and R² vs scikit-learn
 - profile    profile_bench.py    where the time of one paper-config train step goes
-- sweep_program  sweep_program_bench.py  the sweep's own vmapped program at paper scale: R runs x precision,
+- sweep_program  sweep_program_bench.py  the sweep's own program at paper scale: R runs x precision,
              the evaluation of one run, and the projected wall time of `sweep --preset table1`
+- batching   batching_bench.py   the engine's batchings "map" and "vmap" side by side: speed, and whether
+             a run's parameters are those it has alone
 - metrics    metrics_bench.py    MCC (Pearson, Spearman; in and out of sample) and DCI vs numpy/scipy/scikit-learn
 
 Each script's ``main(argv)`` is called with ``--out FILE`` (and ``--smoke``), and
@@ -36,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment  # noqa: E402
 
 SCRIPTS = {"train": "train_bench", "precision": "precision_bench", "sweep": "sweep_bench", "probe": "probe_bench",
-           "profile": "profile_bench", "sweep_program": "sweep_program_bench", "metrics": "metrics_bench"}
+           "profile": "profile_bench", "sweep_program": "sweep_program_bench", "batching": "batching_bench",
+           "metrics": "metrics_bench"}
 
 
 def run_script(name: str, module_name: str, smoke: bool, tmp: Path) -> dict:

@@ -2,8 +2,10 @@
 
 For each configuration (the `quick` preset's size, and the paper's batch) and each S:
 compile time of the vmapped program, and seed-steps/s of (a) one call training all S
-seeds together and (b) S calls of the single-seed program; their ratio is what
-`mmident-jax sweep` gains from vmapping on this device.
+seeds together and (b) S calls of the single-seed program; their ratio is what vmapping
+seeds gains on this device. `mmident-jax sweep` runs each device's runs one after another
+by default (`engine.chunk_program`'s "map"); `batching_bench.py` times its programs
+under both batchings.
 
     python benchmarks/sweep_bench.py [--seeds 1 2 4 8 16] [--paper-seeds ...] [--out FILE.json] [--smoke]
 """

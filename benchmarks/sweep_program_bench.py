@@ -1,14 +1,16 @@
-"""The sweep's own program at paper scale: R runs vmapped in one compiled chunk, per precision.
+"""The sweep's own program at paper scale: R runs in one compiled chunk, per precision.
 
 `mmident-jax sweep` trains the runs of one program group (`sweep.group_runs`) together:
-``train_group`` stacks their initial states (``jax.vmap(train.make_init(cfg))``) and calls
-``sweep.chunk_program(cfg, n)`` once per chunk of n steps. This script compiles that
-same function for R copies of one `table1` setting (the paper's encoders and batch
-6144; seeds 0..R-1, as ``train_group`` seeds a group's runs) and, for each R and
-`Config.precision`:
+``sweep.train_group`` stacks their root keys and per-run numbers (`sweep.stack_runs`),
+and `engine.train_runs` builds their initial states with ``engine.init_program(experiment,
+batching)`` and calls ``engine.chunk_program(experiment, n, engine.mesh(), batching)``
+once per chunk of n steps, the runs sharded over the devices. This script compiles that
+same program for R copies of one `table1` setting (the paper's encoders and batch
+6144; seeds 0..R-1, as ``train_group`` seeds a group's runs), with the batching the
+sweep uses by default ("map", `--batching`), and, for each R and `Config.precision`:
 
-- `compile_s` (compilation alone) and `init_s` (the vmapped initialisation's first call,
-  its compilation included: ground truth and encoders of R runs);
+- `compile_s` (compilation alone) and `init_s` (the initialisation's first call, its
+  compilation included: ground truth and encoders of R runs);
 - steady state: seconds per call of a chunk of `--steps` steps (the state threaded
   through the calls and donated, as in the sweep), so seconds per program step,
   run-steps/s (R runs x steps / s), samples/s;
@@ -16,8 +18,8 @@ same function for R copies of one `table1` setting (the paper's encoders and bat
   matmul peak timed in this process (`train_bench.matmul_peak`), of the peak in the row's
   own precision, and of the vendor's dense peak (`VENDOR_PEAKS`; null on a CPU);
 - memory: XLA's plan for the program and the device allocator's high-water mark;
-- `speedup_vs_sequential` = R x step_s(R = 1) / step_s(R): the vmapped program against
-  one run at a time.
+- `speedup_vs_sequential` = R x step_s(R = 1) / step_s(R): the program of R runs against
+  one run at a time (about 1 under "map" on one device).
 
 Then the paper's evaluation of one run timed (`evaluation.evaluate`, linear and kernel
 probes on 5 batches of validation and test samples for both encoders, and
@@ -30,7 +32,7 @@ and the JSON is rewritten after every row. `--profile R:PRECISION` traces one st
 that program (`profile_bench.op_view`).
 
     python benchmarks/sweep_program_bench.py [--runs 1,3,10,30] [--precisions float32,tf32,bfloat16]
-        [--plan float32:1,float32:30,...] [--steps N] [--eval/--no-eval] [--budget-s S]
+        [--plan float32:1,float32:30,...] [--batching map|vmap] [--steps N] [--eval/--no-eval] [--budget-s S]
         [--profile 10:float32] [--out FILE.json] [--smoke]
 """
 
@@ -49,18 +51,21 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import (_host_available_bytes, check_fits, environment, program_bytes, skip_on_oom,  # noqa: E402
                     time_call)
 from train_bench import SMOKE, VENDOR_PEAKS as _TRAIN_VENDOR_PEAKS, fmt, matmul_peak, step_flops  # noqa: E402
 
-from mmident_jax import evaluation, sweep, train  # noqa: E402
+from mmident_jax import engine, evaluation, sweep, twoview  # noqa: E402
 from mmident_jax.config import PRECISIONS, Config, replace  # noqa: E402
-from mmident_jax.presets import Setting, sweep_preset  # noqa: E402
+from mmident_jax.core import Experiment  # noqa: E402
+from mmident_jax.presets import Setting, SweepPreset, sweep_preset  # noqa: E402
 
 
 PRESET = "table1"
+SWEEP_BATCHING = sweep.Study._field_defaults["batching"]  # how the sweep batches a device's runs by default
 SMOKE_BATCH, SMOKE_STEPS, SMOKE_EVAL_BATCH = 64, 2, 256
 EVAL_BATCHES = 5  # the paper's --num-eval-batches
 EVAL_PROBES = ("linear", "kernel")
@@ -83,9 +88,25 @@ def vendor_peak(device_kind: str, precision: str) -> float | None:
 # ---------------------------------------------------------------------------- the program
 
 
-def stacked_runs(cfg: Config, runs: int):
-    """Seeds 0..runs-1 of `cfg`, stacked as `train_group` stacks a group (`sweep.stack_runs`)."""
-    return sweep.stack_runs([(Setting(cfg, ()), seed) for seed in range(runs)])
+def group(cfg: Config, runs: int) -> tuple[Experiment, np.ndarray, object]:
+    """Seeds 0..runs-1 of `cfg` as `sweep.train_group` trains them: the experiment of their
+    program (`twoview.study`, `sweep.group_runs`), their root keys and per-run numbers (`sweep.stack_runs`)."""
+    study = twoview.study(SweepPreset((Setting(cfg, ()),), seeds=runs))
+    [(program_cfg, group_runs)] = sweep.group_runs(study)
+    return study.experiment(program_cfg), *sweep.stack_runs(study, group_runs)
+
+
+def placed(tree, where: Mesh):
+    """Host arrays of R runs on `where` as `engine.train_runs` places them: copies of the last
+    run appended up to a multiple of the devices, the run axis sharded."""
+    pad = (-len(jax.tree.leaves(tree)[0])) % where.size
+    padded = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]), tree)
+    return jax.device_put(padded, NamedSharding(where, engine.RUNS))
+
+
+def program_inputs(host_state, host_hp, runs: int, where: Mesh) -> tuple:
+    """`(states, hp, live)` of a chunk program: every run live, placed on `where`."""
+    return tuple(placed(x, where) for x in (host_state, host_hp, np.ones(runs, bool)))
 
 
 def table1_setting(smoke: bool):
@@ -103,9 +124,9 @@ def describe_groups(smoke: bool) -> list[dict]:
     """How `sweep.group_runs` groups the table1 preset: runs, settings and the per-run FLOPs of each group."""
     preset = sweep_preset(PRESET)
     out = []
-    for g, (cfg, runs) in enumerate(sweep.group_runs(preset)):
-        settings = list(dict.fromkeys(s for s, _ in runs))
-        out.append({"group": g, "runs": len(runs), "settings": [s.labels() for s in settings],
+    for g, (cfg, runs) in enumerate(sweep.group_runs(twoview.study(preset))):
+        settings = dict.fromkeys(run.labels for run in runs)
+        out.append({"group": g, "runs": len(runs), "settings": [dict(labels) for labels in settings],
                     "seeds": preset.seeds, "train_steps": cfg.train_steps, "n_latent": cfg.n_latent,
                     "shared_encoder": cfg.shared_encoder,
                     "run_step_flops": step_flops(shrink(cfg) if smoke else cfg)})
@@ -134,31 +155,34 @@ def available_bytes() -> int | None:
 
 
 class Runs:
-    """Initial stacked states of R runs, made once per R (host copies: every row gets fresh device buffers)."""
+    """The experiment of R runs of a config, and their initial stacked states, made once per R
+    (host copies: every row gets fresh device buffers)."""
 
-    def __init__(self):
-        self.cache = {}
+    def __init__(self, batching: str):
+        self.batching, self.cache = batching, {}
 
     def get(self, cfg: Config, runs: int):
-        keys, hp = stacked_runs(cfg, runs)
-        init = jax.vmap(train.make_init(cfg))
+        """`(experiment, host states, host per-run numbers, init_s)` of seeds 0..runs-1 of `cfg`."""
+        experiment, keys, hp = group(cfg, runs)
+        init = engine.init_program(experiment, self.batching)
         shapes = jax.eval_shape(init, keys, hp)
         hit = self.cache.get(runs)
         if hit is None or jax.tree.structure(hit[0]) != jax.tree.structure(shapes) or any(
                 np.shape(a) != b.shape for a, b in zip(jax.tree.leaves(hit[0]), jax.tree.leaves(shapes))):
             start = time.perf_counter()
-            state = jax.device_get(jax.jit(init)(keys, hp))  # as train_group: built on one device, then placed
+            state = jax.device_get(init(keys, hp))  # as train_runs: built on one device, then placed
             hit = self.cache[runs] = (state, hp, time.perf_counter() - start)
-        return hit
+        return (experiment, *hit)
 
 
-def bench_row(cfg: Config, runs: int, steps: int, repeats: int, initial) -> tuple[dict, object]:
-    """Figures of the chunk program of `runs` runs of `cfg`, and the state it ends with."""
-    host_state, host_hp, init_s = initial
-    state, args = jax.device_put(host_state), jax.device_put((host_hp, np.ones(runs, bool)))  # (hp, live)
+def bench_row(cfg: Config, runs: int, steps: int, repeats: int, initial, batching: str) -> tuple[dict, object]:
+    """Figures of the chunk program of `runs` runs of `cfg` (`Runs.get`'s `initial`), and the state it ends with."""
+    experiment, host_state, host_hp, init_s = initial
+    where = engine.mesh()
+    state, *args = program_inputs(host_state, host_hp, runs, where)  # args: (hp, live)
     peak_before = device_memory().get("peak_bytes_in_use")
     start = time.perf_counter()
-    compiled = sweep.chunk_program(cfg, steps).lower(state, *args).compile()
+    compiled = engine.chunk_program(experiment, steps, where, batching).lower(state, *args).compile()
     compile_s = time.perf_counter() - start
     check_fits(compiled)
     held = {"state": state}
@@ -169,11 +193,12 @@ def bench_row(cfg: Config, runs: int, steps: int, repeats: int, initial) -> tupl
         return held["state"], losses
 
     t = time_call(call, repeats=repeats, warmup=1)
-    losses = np.asarray(held["losses"])
+    losses = np.asarray(held["losses"])[:runs]
     peak_after = device_memory().get("peak_bytes_in_use")
     step_s = t["median_s"] / steps
     run_flops = step_flops(cfg)
-    row = {"precision": cfg.precision, "runs": runs, "steps_per_call": steps, "compile_s": compile_s,
+    row = {"precision": cfg.precision, "runs": runs, "batching": batching, "steps_per_call": steps,
+           "compile_s": compile_s,
            "init_s": init_s, "step_s": step_s, "run_step_s": step_s / runs, "run_steps_per_s": runs / step_s,
            "samples_per_s": runs * cfg.batch_size / step_s, "run_step_flops": run_flops,
            "step_flops": runs * run_flops, "flops_per_s": runs * run_flops / step_s,
@@ -257,7 +282,7 @@ def project(rows: list[dict], groups: list[dict], evaluation_figures: dict | Non
     Training: each group's `train_steps` x step_s(R = its runs) (timed config: the
     multimodal encoders, which also stand for the original mechanism's smaller ones, so
     this is an upper bound; `train_s_flop_scaled` scales each group by its per-run FLOPs
-    instead); plus, per group, its vmapped initialisation and two compilations (the
+    instead); plus, per group, its initialisation and two compilations (the
     `log_steps` chunk and the last one-step chunk). Evaluation: runs x (evaluate +
     validation_loss) plus one compilation per setting. Checkpoint writes are not counted.
     """
@@ -348,23 +373,26 @@ def trace_summary(compiled, state, args, top: int = 25, keep: Path | None = None
     return summary, state
 
 
-def profile_program(cfg: Config, runs: int, initial, top: int = 25, keep: Path | None = None) -> dict:
+def profile_program(cfg: Config, runs: int, initial, batching: str, top: int = 25,
+                    keep: Path | None = None) -> dict:
     """One step of the `runs`-run program after a warm-up call: the events of its trace (`trace_summary`)
     and XLA's per-op view by source (`profile_bench.op_view`), each from its own call."""
     from profile_bench import op_view
 
-    host_state, host_hp, _ = initial
-    state, args = jax.device_put(host_state), jax.device_put((host_hp, np.ones(runs, bool)))  # (hp, live)
-    compiled = sweep.chunk_program(cfg, 1).lower(state, *args).compile()
+    experiment, host_state, host_hp, _ = initial
+    where = engine.mesh()
+    state, *args = program_inputs(host_state, host_hp, runs, where)  # args: (hp, live)
+    compiled = engine.chunk_program(experiment, 1, where, batching).lower(state, *args).compile()
     state, _ = jax.block_until_ready(compiled(state, *args))
     trace, state = trace_summary(compiled, state, args, top=top, keep=keep)
     view = op_view(compiled, (state, *args), top=top)
-    return {"runs": runs, "precision": cfg.precision, "steps": 1, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    return {"runs": runs, "precision": cfg.precision, "batching": batching, "steps": 1, "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "run_step_flops": step_flops(cfg), "trace": trace, **view}
 
 
 def print_profile(p: dict) -> None:
-    print(f"\none step of the R = {p['runs']} {p['precision']} program (XLA_FLAGS={p['xla_flags']!r})")
+    print(f"\none step of the R = {p['runs']} {p['precision']} program, batching {p['batching']} "
+          f"(XLA_FLAGS={p['xla_flags']!r})")
     trace = p["trace"]
     if "error" in trace:
         print(f"trace: {trace['error']}")
@@ -457,6 +485,8 @@ def main(argv=None) -> None:
                         "float32 on a CPU, float32,bfloat16 in smoke runs)")
     parser.add_argument("--plan", default=None, help="PRECISION:R,... in the order to run them (overrides "
                         "--runs/--precisions; '' for none)")
+    parser.add_argument("--batching", choices=engine.BATCHING, default=SWEEP_BATCHING,
+                        help=f"how each device computes its runs (default {SWEEP_BATCHING!r}, as the sweep)")
     parser.add_argument("--steps", type=int, default=None, help="steps per timed chunk (default 10; 1 on a "
                         f"CPU; {SMOKE_STEPS} in smoke runs)")
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks per row (after one warm-up)")
@@ -502,7 +532,8 @@ def main(argv=None) -> None:
 
     result = {"environment": environment(), "smoke": args.smoke, "config": base.to_dict(),
               "timed_setting": setting.labels(),
-              "args": {"plan": [f"{p}:{r}" for p, r in plan], "steps_per_call": steps, "repeats": args.repeats,
+              "args": {"plan": [f"{p}:{r}" for p, r in plan], "batching": args.batching, "steps_per_call": steps,
+                       "repeats": args.repeats,
                        "eval": do_eval, "budget_s": args.budget_s, "eval_reserve_s": reserve},
               "table1_groups": groups,
               "vendor_peaks_flops_per_s": {p: vendor_peak(device_kind, p) for p in PRECISIONS},
@@ -515,14 +546,15 @@ def main(argv=None) -> None:
         write_json(out, result)
 
     print(f"sweep program: {setting.labels()} x R seeds, batch {base.batch_size}, widths {base.widths}, "
-          f"{steps} steps per chunk; table1 groups (runs): {[g['runs'] for g in groups]}", flush=True)
+          f"{steps} steps per chunk, batching {args.batching}; table1 groups (runs): {[g['runs'] for g in groups]}",
+          flush=True)
     peak_max_n = 512 if args.smoke else 16384
     peaks = result["matmul_peaks"]
     if plan:
         peaks["float32"] = matmul_peak("float32", max_n=peak_max_n)
-    initial, eval_state, done_s = Runs(), None, []
+    initial, eval_state, done_s = Runs(args.batching), None, []
     for precision, r in plan:
-        label = {"precision": precision, "runs": r}
+        label = {"precision": precision, "runs": r, "batching": args.batching}
         if args.budget_s is not None:
             elapsed = time.perf_counter() - start
             timed_runs = max((x["runs"] for x in result["rows"] if "step_s" in x), default=1)
@@ -541,7 +573,7 @@ def main(argv=None) -> None:
         holder = {}
 
         def one(cfg=cfg, r=r):
-            row, holder["state"] = bench_row(cfg, r, steps, args.repeats, initial.get(cfg, r))
+            row, holder["state"] = bench_row(cfg, r, steps, args.repeats, initial.get(cfg, r), args.batching)
             return row
 
         row = {**label, **skip_on_oom(one)}
@@ -581,8 +613,9 @@ def main(argv=None) -> None:
         cfg = replace(base, precision=precision)
         print(f"profile {precision} R={r_text} ...", flush=True)
         result["profile"] = {"runs": int(r_text), "precision": precision,
-                             **skip_on_oom(profile_program, cfg, int(r_text), Runs().get(cfg, int(r_text)),
-                                          keep=args.keep_trace)}
+                             **skip_on_oom(profile_program, cfg, int(r_text),
+                                           Runs(args.batching).get(cfg, int(r_text)), args.batching,
+                                           keep=args.keep_trace)}
         save()
 
     print()

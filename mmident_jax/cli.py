@@ -14,7 +14,7 @@ import sys
 from mmident_jax import presets, score
 from mmident_jax.config import (EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config,
                                 ConfigError)
-from mmident_jax.flags import Parser, add_config_flags, add_preset, positive, run_config
+from mmident_jax.flags import Parser, add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import command as imgtxt
 from mmident_jax.multiview import command as multiview
 
@@ -73,11 +73,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="mmident-jax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train one run (resumes from the run directory)")
-    train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    add_preset(train, "train", False, " (default: the stored config when resuming, else paper)")
-    add_config_flags(train, TRAIN_FLAGS, "train", Config)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_train_command(commands, "train one run (resumes from the run directory)", "train", TRAIN_FLAGS, Config, "paper")
 
     evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained run directory")

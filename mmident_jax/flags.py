@@ -62,6 +62,18 @@ def add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], com
             parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
 
 
+def add_train_command(commands, help_text: str, command: str, flags: dict[str, str], kind: type,
+                      default: str) -> argparse.ArgumentParser:
+    """A `train` sub-command: `--run-dir`, `--preset` of `command` (else the stored config,
+    else `default`), one flag per config field in `flags`, `--no-progress`."""
+    train = commands.add_parser("train", help=help_text)
+    train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
+    add_preset(train, command, False, f" (default: the stored config when resuming, else {default})")
+    add_config_flags(train, flags, command, kind)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return train
+
+
 def run_config(args: argparse.Namespace, flags: dict[str, str], command: str, default: str):
     """A run's config: preset (or the stored config when resuming, else `default`), then the flags."""
     from mmident_jax import rundir

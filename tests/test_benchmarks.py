@@ -46,7 +46,7 @@ def test_smoke_run_writes_documented_json(tmp_path):
     assert env["device_count"] >= 1
     assert result["smoke"] is True
     bench = result["benchmarks"]
-    assert set(bench) == {"train", "precision", "sweep", "probe", "profile", "sweep_program", "metrics"}
+    assert set(bench) == {"train", "precision", "sweep", "probe", "profile", "sweep_program", "batching", "metrics"}
     assert not any("error" in section for section in bench.values())
 
     train = bench["train"]
@@ -142,6 +142,7 @@ def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
     backend = result["environment"]["backend"]
     assert result["smoke"] is True and result["config"]["batch_size"] == 64
     assert result["timed_setting"]["mechanism"] == "multimodal"
+    assert result["args"]["batching"] == "map"  # the sweep's default
 
     groups = result["table1_groups"]  # two mechanisms: p_chg 1 and 0.75 share a program, the others not
     assert sorted(g["runs"] for g in groups) == [3] * 6 + [6] * 2
@@ -151,7 +152,8 @@ def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
     rows = {row["runs"]: row for row in result["rows"]}
     assert list(rows) == [1, 3]
     for r, row in rows.items():
-        assert row["precision"] == "float32" and row["steps_per_call"] == 2 and row["finite"]
+        assert row["precision"] == "float32" and row["batching"] == "map"
+        assert row["steps_per_call"] == 2 and row["finite"]
         check_timing({**row["timing"], "compile_s": row["compile_s"]})
         assert positive(row["init_s"])
         assert math.isclose(row["step_s"], row["timing"]["median_s"] / 2)
@@ -185,3 +187,28 @@ def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
     assert math.isclose(f32["wall_s"], f32["train_s"] + f32["compile_and_init_s"] + p["evaluation_s"])
     assert math.isclose(f32["sequential_train_s"], 30 * 300_001 * s1)
     assert p["best"] == {"precision": "float32", "wall_s": f32["wall_s"], "wall_h": f32["wall_s"] / 3600}
+
+
+@pytest.mark.slow
+def test_batching_bench_smoke_map_is_bitwise_the_run_alone(tmp_path):
+    out = tmp_path / "batching.json"
+    proc = subprocess.run([sys.executable, "benchmarks/batching_bench.py", "--smoke", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "bitwise = alone" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["environment"]["device_kind"] and result["smoke"] is True
+    assert result["steps_per_call"] == 20 and result["reference"] == "map" and result["devices"] >= 1
+    rows = {row["runs"]: row for row in result["rows"]}
+    assert list(rows) == [1, 3]
+    for r, row in rows.items():
+        assert row["steps_per_call"] == 20 and row["steps_trained"] == 20 * (1 + result["repeats"])
+        for batching in ("map", "vmap"):
+            b = row[batching]
+            check_timing({**b["timing"], "compile_s": b["compile_s"]})
+            assert math.isclose(b["chunk_s"], b["timing"]["median_s"])
+            assert math.isclose(b["run_steps_per_s"], r * 20 / b["chunk_s"])
+            assert isinstance(b["equal_alone"], bool) and b["max_abs_diff_alone"] >= 0
+            assert b["program_bytes"] > 0
+        assert math.isclose(row["map_over_vmap"], row["map"]["run_steps_per_s"] / row["vmap"]["run_steps_per_s"])
+        assert row["map"]["equal_alone"] and row["map"]["max_abs_diff_alone"] == 0

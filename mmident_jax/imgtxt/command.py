@@ -22,7 +22,7 @@ import sys
 
 from mmident_jax import presets
 from mmident_jax.config import ConfigError
-from mmident_jax.flags import add_config_flags, add_preset, positive, run_config
+from mmident_jax.flags import add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import config
 from mmident_jax.imgtxt.config import ImgTxtConfig
 
@@ -52,11 +52,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     """Add `imgtxt train|evaluate|sweep|export` to the `mmident-jax` subcommands."""
     imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
     sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
-    train = sub.add_parser("train", help="train one image/text run (resumes from the run directory)")
-    train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    add_preset(train, "imgtxt train", False, " (default: the stored config when resuming, else imgtxt)")
-    add_config_flags(train, FLAGS, "imgtxt train", ImgTxtConfig)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_train_command(sub, "train one image/text run (resumes from the run directory)", "imgtxt train", FLAGS,
+                      ImgTxtConfig, "imgtxt")
     evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
     sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
