@@ -386,7 +386,8 @@ def profile_program(cfg: Config, runs: int, initial, batching: str, top: int = 2
     state, _ = jax.block_until_ready(compiled(state, *args))
     trace, state = trace_summary(compiled, state, args, top=top, keep=keep)
     view = op_view(compiled, (state, *args), top=top)
-    return {"runs": runs, "precision": cfg.precision, "batching": batching, "steps": 1, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    return {"runs": runs, "precision": cfg.precision, "batching": batching, "steps": 1,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "run_step_flops": step_flops(cfg), "trace": trace, **view}
 
 
