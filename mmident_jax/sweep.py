@@ -153,6 +153,8 @@ def sweep(study: Study, out: Path | None = None, *, train_only: bool = False, pr
     evaluation; `say` reports (on process 0) what is evaluated again.
     """
     say = say if jax.process_index() == 0 else (lambda message: None)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(study)
     steps = sum(study.experiment(cfg).train_steps * len(runs) for cfg, runs in groups)
     bar = Progress({"seed-steps": steps, **({} if train_only else {"runs probed": len(study.runs)})},

@@ -117,7 +117,8 @@ def save_heatmap(path: Path, name: str, rows: list[dict], metric: str = "r2_nonl
 
 
 def save_loss_curves(path: Path, name: str, curve: dict, floor: tuple[float, list[int]] | None = None) -> bool:
-    """Training loss per group against steps (mean over seeds, band: min to max). With `floor` =
+    """Training loss per group against steps (mean over seeds, band: min to max; the NaN of a
+    diverged seed left out). With `floor` =
     (floor of one InfoNCE term, terms per group), from `model.loss_floor` and `model.loss_terms`, a
     second panel shows each group's gap to its floor per term on a log scale. False without matplotlib."""
     plt = common.pyplot()
@@ -131,8 +132,8 @@ def save_loss_curves(path: Path, name: str, curve: dict, floor: tuple[float, lis
     for g, group in enumerate(curve["groups"]):
         series = [losses[:, :, g]] + ([] if floor is None else [losses[:, :, g] / floor[1][g] - floor[0]])
         for ax, y in zip(axes[0], series):
-            ax.plot(steps, y.mean(axis=1), label="{" + ",".join(map(str, group)) + "}", color=colours(g % 20))
-            ax.fill_between(steps, y.min(axis=1), y.max(axis=1), alpha=0.2, color=colours(g % 20))
+            ax.plot(steps, np.nanmean(y, axis=1), label="{" + ",".join(map(str, group)) + "}", color=colours(g % 20))
+            ax.fill_between(steps, np.nanmin(y, axis=1), np.nanmax(y, axis=1), alpha=0.2, color=colours(g % 20))
     axes[0, 0].set_ylabel("training loss (mean per chunk)")
     axes[0, 0].set_title(f"{name}: loss per subset V, mean over {losses.shape[1]} seeds", fontsize=9)
     if floor is not None:
