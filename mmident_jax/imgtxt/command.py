@@ -57,7 +57,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
     sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
-    sweep.add_argument("--out", required=True, help="directory for the runs and results")
+    sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
     add_preset(sweep, "imgtxt sweep", True)
     sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
     sweep.add_argument("--seeds", type=int, help="seeds per encoding size (default: the preset's)")
