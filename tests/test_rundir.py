@@ -31,7 +31,7 @@ def test_config_records_every_version_that_trained_the_run(tmp_path, monkeypatch
     assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0
     stored = json.loads((run / rundir.CONFIG).read_text())
     assert stored["made_by"] == [provenance.provenance()]
-    assert set(stored["made_by"][0]) == {"mmident_jax", "git", "jax", "backend"}
+    assert set(stored["made_by"][0]) == {"mmident_jax", "git", "jax", "backend", "devices"}
     later = {**provenance.provenance(), "mmident_jax": "9.9.9"}
     monkeypatch.setattr(provenance, "provenance", lambda: later)
     assert cli("train", "--run-dir", run, *TRAIN).returncode == 0  # resumed by another version
