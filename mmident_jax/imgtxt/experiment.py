@@ -173,7 +173,7 @@ def evaluate(state: State, cfg: ImgTxtConfig) -> list[dict]:
 def evaluate_run(run_dir) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir, ImgTxtConfig)
-    state = driver.restore(run_dir, experiment(cfg), (), cfg.seed)
+    state = driver.restore(run_dir, experiment(cfg), ())
     rows = [{"encoding_size": cfg.encoding_size, "seed": cfg.seed, **r} for r in evaluate(state, cfg)]
     report.write_text(Path(run_dir) / rundir.RESULTS, report.csv_text(rows, COLUMNS))
     return rows
