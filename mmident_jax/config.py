@@ -194,6 +194,10 @@ def validate(cfg: Config) -> None:
         check(not (cfg.discrete_block == "s" and cfg.content_dependent_style),
               "content_dependent_style needs a continuous style block (discrete_block is 's')")
     # settings that another one would silently ignore
+    for name in ("m_param", "c_param"):
+        check(not cfg.statistical_dependence or getattr(cfg, name) == 1.0,
+              f"{name} {getattr(cfg, name)} has no effect under statistical_dependence: like the original, "
+              "a Wishart block is N(0, Σ) whatever its scale")
     check(cfg.loss == "clip" or cfg.similarity == "l2",
           f"similarity {cfg.similarity!r} applies to the clip loss; infonce is the paper's squared-L2 objective")
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import optax
 
-STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4, "probes": 5}
+STREAMS = {"truth": 0, "encoder": 1, "data": 2, "evaluation": 3, "monitor": 4, "probes": 5, "selection": 6}
 
 
 def stream(key: jax.Array, name: str) -> jax.Array:

@@ -105,24 +105,27 @@ def sample_blocks(key: jax.Array, params: LatentParams, cfg: Config, hp: Hyper, 
 
     c, s, m1, m2 ~ N(0, m_param² A Aᵀ); s <- s + B c + a; s~ = s + kappa * eps with
     kappa ~ Bernoulli(p_chg) per sample and dimension, eps ~ N(0, c_param² A_chg A_chgᵀ).
+    Under statistical dependence the blocks are N(0, A Aᵀ) and eps ~ N(0, A_chg A_chgᵀ):
+    like the original, a Wishart block ignores m_param and c_param.
     A discrete block (`cfg.discrete_block`) is uniform over `grid(k)` per dimension
     instead, and a discrete style changes by resampling: s~ = kappa ? fresh draw : s.
     """
     nc, ns, nm = cfg.content_n, cfg.style_n, cfg.modality_n
     kc, ks, k1, k2, kmask, keps = jax.random.split(key, 6)
+    m_param, c_param = (1.0, 1.0) if cfg.statistical_dependence else (hp.m_param, hp.c_param)
 
     def draw(k, dim, factor, scale, block):
         if cfg.discrete_block == block:
             return grid(cfg.categories)[jax.random.randint(k, (n, dim), 0, cfg.categories)]
         return scale * jax.random.normal(k, (n, dim)) @ factor.T
 
-    c = draw(kc, nc, params.content_factor, hp.m_param, "c")
-    s = draw(ks, ns, params.style_factor, hp.m_param, "s") + c @ params.B.T + params.a
+    c = draw(kc, nc, params.content_factor, m_param, "c")
+    s = draw(ks, ns, params.style_factor, m_param, "s") + c @ params.B.T + params.a
     kappa = jax.random.bernoulli(kmask, hp.style_change_prob, (n, ns))
-    change = draw(keps, ns, params.change_factor, hp.c_param, "s")
+    change = draw(keps, ns, params.change_factor, c_param, "s")
     s_tilde = jnp.where(kappa, change, s) if cfg.discrete_block == "s" else s + kappa * change
-    m1 = draw(k1, nm, params.m1_factor, hp.m_param, "m")
-    m2 = draw(k2, nm, params.m2_factor, hp.m_param, "m")
+    m1 = draw(k1, nm, params.m1_factor, m_param, "m")
+    m2 = draw(k2, nm, params.m2_factor, m_param, "m")
     return Blocks(c, s, s_tilde, m1, m2)
 
 

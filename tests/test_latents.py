@@ -5,15 +5,16 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mmident_jax import latents
-from mmident_jax.config import Config, hyper, replace
+from mmident_jax.config import Config, ConfigError, hyper, replace
 from mmident_jax.presets import PRESETS
 
 N = 200_000
 
 
-def draw(cfg, n=N, seed=1):
+def draw(cfg, n=N, seed=1, **numbers):
     params = latents.init(jax.random.PRNGKey(0), cfg)
-    blocks = latents.sample_blocks(jax.random.PRNGKey(seed), params, cfg, hyper(cfg), n)
+    hp = hyper(cfg)._replace(**{k: jnp.float32(v) for k, v in numbers.items()})
+    blocks = latents.sample_blocks(jax.random.PRNGKey(seed), params, cfg, hp, n)
     return params, jax.tree.map(np.asarray, blocks)
 
 
@@ -31,18 +32,29 @@ def test_independent_blocks_are_standard_normal_scaled_by_m_param():
     np.testing.assert_allclose(cov(b.c, b.s), 0.0, atol=0.08)
 
 
-def test_statistical_dependence_gives_each_block_its_wishart_covariance():
-    cfg = Config(statistical_dependence=True, style_change_prob=1.0, c_param=0.5, wishart="independent")
-    params, b = draw(cfg)
+def test_statistical_dependence_gives_each_block_its_wishart_covariance_whatever_the_scale():
+    """As the original (`multivariate_normal(0, Σ)`): m_param and c_param leave Wishart blocks at Σ."""
+    cfg = Config(statistical_dependence=True, style_change_prob=1.0, wishart="independent")
+    params, b = draw(cfg, m_param=2.0, c_param=0.5)
     for block, factor in ((b.c, params.content_factor), (b.s, params.style_factor),
                           (b.m1, params.m1_factor), (b.m2, params.m2_factor)):
         sigma = np.asarray(factor @ factor.T)
         np.testing.assert_allclose(cov(block), sigma, atol=0.03 * np.abs(sigma).max() + 0.05)
     change = np.asarray(params.change_factor @ params.change_factor.T)
-    np.testing.assert_allclose(cov(b.s_tilde - b.s), 0.25 * change, atol=0.03 * 0.25 * np.abs(change).max() + 0.02)
+    np.testing.assert_allclose(cov(b.s_tilde - b.s), change, atol=0.03 * np.abs(change).max() + 0.02)
+    _, scaled = draw(Config(style_change_prob=1.0), m_param=2.0, c_param=0.5)  # without dependence they scale
+    np.testing.assert_allclose(cov(scaled.c), 4.0 * np.eye(5), atol=0.08)
+    np.testing.assert_allclose(cov(scaled.s_tilde - scaled.s), 0.25 * np.eye(5), atol=0.02)
     factors = (params.content_factor, params.style_factor, params.change_factor, params.m1_factor,
                params.m2_factor)
     assert all(not np.allclose(a, b) for i, a in enumerate(factors) for b in factors[i + 1:])
+
+
+def test_a_scale_under_statistical_dependence_is_refused():
+    with pytest.raises(ConfigError, match="m_param 2.0 has no effect under statistical_dependence"):
+        Config(statistical_dependence=True, m_param=2.0)
+    with pytest.raises(ConfigError, match="c_param 0.5 has no effect"):
+        Config(statistical_dependence=True, c_param=0.5)
 
 
 def test_paper_preset_shares_one_wishart_draw_across_blocks():

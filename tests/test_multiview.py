@@ -49,7 +49,7 @@ def tiny_multiview(views=TRIANGLE, **kw) -> MultiviewConfig:
     # dependent latents, causal style, partial change, a code wider than content, batch over the
     # encoders' CPU block of 1024 rows, no modality-specific latents, Flax init
     (replace(TINY, statistical_dependence=True, wishart="independent", content_dependent_style=True,
-             style_change_prob=0.75, c_param=0.5, m_param=2.0, encoding_size=7, batch_size=600, modality_n=0,
+             style_change_prob=0.75, encoding_size=7, batch_size=600, modality_n=0,
              encoder_init="lecun"), False),
 ], ids=["paper-latents", "dependent-causal"])
 @pytest.mark.slow
@@ -75,7 +75,8 @@ def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
     loss_today, grads_today = jax.jit(jax.value_and_grad(train.contrastive_loss), static_argnums=1)(
         today.params, cfg, hp, today.truth, *batches_today)
     (loss_mine, terms), grads_mine = jax.jit(jax.value_and_grad(M.contrastive_loss, has_aux=True),
-                                             static_argnums=1)(mine.params, mv, hp, mine.truth, *batches_mine)
+                                             static_argnums=1)(mine.params, mv, hp, mine.truth, *batches_mine,
+                                                                jax.random.PRNGKey(0))
     chex.assert_trees_all_equal(loss_mine, loss_today)
     chex.assert_trees_all_equal(terms, loss_today[None])
     chex.assert_trees_all_equal(grads_mine, (grads_today["g1"], grads_today["g2"]))
@@ -234,10 +235,96 @@ def test_loss_summed_over_groups_equals_a_hand_computation(objective):
             want.append(sum(0.5 * (np_infonce_direction(parts[i][:b], parts[j][:b], parts[i][b:], tau)
                                    + np_infonce_direction(parts[j][:b], parts[i][:b], parts[j][b:], tau))
                             for i in range(len(group)) for j in range(i + 1, len(group))))
-    got = M.group_losses(cfg, hyper(cfg), [jnp.asarray(h) for h in hs], b)
+    got = M.group_losses(cfg, hyper(cfg), [jnp.asarray(h) for h in hs], b, jax.random.PRNGKey(0))
     assert [g.views for g in cfg.views.plan] == list(pick)
     np.testing.assert_allclose(np.array(got), want, rtol=2e-5)
     assert np.ptp(want) > 0.1  # groups differ: a wrong column or pair would show
+
+
+def test_the_multiview_preset_is_yao_et_als_joint_loss_on_fixed_codes():
+    """`multiview`: one InfoNCE per subset, positives summed along consecutive views, negatives
+    over the subset's views (their `LpSimCLRLoss` inside `UnifiedCLLoss`), by hand."""
+    preset = presets.get("multiview", "multiview")
+    cfg, b = replace(preset.cfg, encoder_widths=(8,), cond_pool=1000), 4
+    assert cfg.objective == "joint" and preset.protocol == "yao"
+    rng = np.random.default_rng(1)
+    hs = [rng.normal(size=(2 * b, 5)).astype(np.float32) for _ in range(4)]
+    want = []
+    for group in cfg.views.plan:  # ground-truth selection: view k's coordinate j is S_k[j]
+        parts = [hs[k][:, [cfg.views.subsets[k].index(i) for i in group.content]].astype(np.float64)
+                 for k in group.views]
+        want.append(np_joint([p[:b] for p in parts], [p[b:] for p in parts], 1.0))
+    got = M.group_losses(cfg, hyper(cfg), [jnp.asarray(h) for h in hs], b, jax.random.PRNGKey(0))
+    assert len(want) == 11
+    np.testing.assert_allclose(np.array(got), want, rtol=2e-5)
+
+
+def test_topk_gumbel_draws_k_coordinates_as_yao_et_al():
+    """Separated logits: always the top k; equal logits: each coordinate with probability k/d."""
+    logits = jnp.array([3.0, -30.0, 40.0, 30.0, -30.0, 35.0])
+    picks = jax.vmap(lambda k: M.topk_gumbel(k, logits, 3))(jax.random.split(jax.random.PRNGKey(0), 500))
+    assert (np.asarray(picks) == [2, 3, 5]).all()
+    picks = jax.vmap(lambda k: M.topk_gumbel(k, jnp.zeros(5), 2))(jax.random.split(jax.random.PRNGKey(1), 20_000))
+    picks = np.asarray(picks)
+    assert (picks[:, 0] < picks[:, 1]).all()  # two distinct coordinates, ascending
+    np.testing.assert_allclose(np.bincount(picks.ravel(), minlength=5) / len(picks), 0.4, atol=0.015)
+
+
+def test_gumbel_selection_takes_the_coordinates_whose_mean_code_is_largest():
+    """Codes whose content coordinates have the largest batch mean (known ground truth): the
+    selection is exactly those coordinates, in every group and view, and the blocks are their columns."""
+    cfg = tiny_multiview(replace(TRIANGLE, selection="gumbel_softmax"))
+    rng = np.random.default_rng(2)
+    content = {(0, 1): {0: [0, 1], 1: [0, 1]}, (0, 2): {0: [0, 2], 2: [0, 1]}, (1, 2): {1: [0], 2: [0]},
+               (0, 1, 2): {0: [0], 1: [0], 2: [0]}}
+    for g, group in enumerate(cfg.views.plan):
+        hs = [rng.normal(size=(8, n)).astype(np.float32) for n in (3, 2, 2)]
+        for k, cols in content[group.views].items():
+            hs[k][:4, cols] += 50.0  # the positives' mean marks the content
+        parts, coords = M.content_parts(cfg, g, [jnp.asarray(h) for h in hs], 4, jax.random.PRNGKey(g))
+        assert [np.asarray(c).tolist() for c in coords] == list(content[group.views].values())
+        for part, k, cols in zip(parts, group.views, content[group.views].values()):
+            np.testing.assert_array_equal(part, hs[k][:, cols])
+
+
+def test_dependent_multiview_latents_ignore_the_scale_as_the_original():
+    cfg = tiny_multiview(replace(TRIANGLE, dependent=(0, 1)))
+    params = M.init_latents(jax.random.PRNGKey(0), cfg)
+    hp = hyper(cfg)._replace(m_param=jnp.float32(2.0))
+    z = np.asarray(M.sample(jax.random.PRNGKey(1), params, cfg, hp, 200_000).z)
+    factor = np.asarray(params.factors[0])  # one block: z0, z1 (dependent) and z2 (not)
+    sigma = (factor @ factor.T)[:2, :2]
+    assert not np.allclose(sigma, np.eye(2))
+    np.testing.assert_allclose(np.cov(z[:, :2].T), sigma, atol=0.03 * np.abs(sigma).max() + 0.02)
+    assert abs(np.var(z[:, 2]) - 4.0) < 0.08  # independent: scaled by m_param
+
+
+def test_the_yao_protocol_probes_each_batch_on_its_own_75_25_split():
+    """Codes standardised over every batch, each batch split 75/25 by the probes stream, linear
+    R² fit on 75 % and scored on 25 %, then mean and std over the batches."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+
+    from mmident_jax import core
+    from mmident_jax.multiview.evaluation import eval_data
+
+    cfg, batches, n = tiny_multiview(), 3, 64
+    state = M.make_init(cfg)(jax.random.PRNGKey(0), hyper(cfg))
+    rows = evaluate(state, cfg, protocol="yao", probes=("linear",), num_batches=batches, batch_size=n)
+    hs, ys, _, _ = eval_data(state, cfg, hyper(cfg), 0, batches, n)
+    h = np.asarray(hs[0], np.float64).reshape(-1, 3)
+    h = ((h - h.mean(0)) / h.std(0)).reshape(batches, n, 3)
+    key = jax.random.fold_in(core.stream(state.key, "probes"), 0)
+    scores = []
+    for i in range(batches):
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, i), n))
+        fit, score = order[16:], order[:16]  # ceil(0.25 * 64) = 16 scored
+        x, y = h[i][:, [0, 1]], np.asarray(ys)[i, :, 2]  # group {0,1}, view 0: coordinates 0, 1; latent z2
+        scores.append(r2_score(y[score], LinearRegression().fit(x[fit], y[fit]).predict(x[score])))
+    row = next(r for r in rows if (r["subset"], r["view"], r["latent"]) == ("0,1", 0, "z2"))
+    np.testing.assert_allclose([row["r2_linear"], row["r2_linear_std"]], [np.mean(scores), np.std(scores)],
+                               rtol=1e-4, atol=1e-5)
+    assert row["coords"] == "0,1" and math.isnan(row["r2_nonlinear"]) and np.std(scores) > 0
 
 
 # ------------------------------------------------------------------ seeds, resuming, the command

@@ -186,6 +186,25 @@ def test_mlp_regressor_r2_matches_sklearn_mlp_regressor():
     assert again == ours[0]
 
 
+def test_mlp_regressors_per_column_fit_together_equal_one_fit_each():
+    """Yao et al. fit one MLPRegressor per latent: the vmapped fits equal one `mlp_regressor_r2`
+    per column (and per stacked problem) with the documented keys."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 300, 2)).astype(np.float32)
+    y = np.stack([np.sin(x[..., 0]), x[..., 0] * x[..., 1], np.tanh(x[..., 1])], axis=-1)
+    key = jax.random.key(3)
+    got = probes.mlp_regressor_r2_columns(x[:, :250], y[:, :250], x[:, 250:], y[:, 250:], key=key, max_iter=50)
+    keys = jax.random.split(key, 6)
+    want = [[probes.mlp_regressor_r2(x[b, :250], y[b, :250, j], x[b, 250:], y[b, 250:, j], key=keys[3 * b + j],
+                                     max_iter=50) for j in range(3)] for b in range(2)]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert np.ptp(want) > 0.1
+    single = probes.mlp_regressor_r2_columns(x[0, :250], y[0, :250], x[0, 250:], y[0, 250:], key=key, max_iter=50)
+    np.testing.assert_allclose(single, [probes.mlp_regressor_r2(x[0, :250], y[0, :250, j], x[0, 250:],
+                                                                y[0, 250:, j], key=k, max_iter=50)
+                                        for j, k in enumerate(jax.random.split(key, 3))], rtol=1e-4, atol=1e-5)
+
+
 def test_mlp_accuracy_on_separable_labels():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 2)).astype(np.float32)

@@ -44,10 +44,10 @@ def study(preset: Preset) -> sweep.Study:
     runs = [sweep.Run(preset.cfg, preset.cfg.seed + i, ()) for i in range(preset.seeds)]
 
     def evaluate_run(state, run: sweep.Run) -> list[dict]:
-        return evaluate(state, run.cfg, probes=preset.probes, num_batches=preset.eval_batches,
-                        batch_size=preset.eval_batch_size)
+        return evaluate(state, run.cfg, protocol=preset.protocol, probes=preset.probes,
+                        num_batches=preset.eval_batches, batch_size=preset.eval_batch_size)
 
-    evaluation = {"probes": list(preset.probes), "eval_batches": preset.eval_batches,
+    evaluation = {"protocol": preset.protocol, "probes": list(preset.probes), "eval_batches": preset.eval_batches,
                   "eval_batch_size": preset.eval_batch_size}
     return sweep.Study(runs, experiment, lambda run: hyper(run.cfg), program_key, evaluate_run, evaluation)
 
@@ -59,13 +59,31 @@ def loss_curve(out: Path, cfg: MultiviewConfig) -> dict:
             "points": stored["points"]}
 
 
+def nonlinear_probe(preset: Preset) -> str:
+    """The name of the probe behind r2_nonlinear."""
+    return "MLP" if "mlp" in preset.probes else "kernel ridge"
+
+
+def about(preset: Preset) -> str:
+    """How a results table was made: steps, seeds, objective, evaluation protocol and sizes."""
+    cfg = preset.cfg
+    how = (f"{preset.eval_batches} batch(es) of {preset.eval_batch_size}, each split 75/25 (fit / score), R² "
+           "averaged over the batches" if preset.protocol == "yao" else
+           f"{preset.eval_batches * preset.eval_batch_size} validation and as many test samples")
+    return (f"{preset.seeds} seed(s) × {cfg.train_steps:,} steps at batch {cfg.batch_size}, objective "
+            f"{cfg.objective!r}, selection {cfg.views.selection!r}; evaluation: protocol {preset.protocol!r}, "
+            f"{how}; probes {', '.join(preset.probes)}.")
+
+
 def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> list[str]:
     """results.csv (every seed), results.md, results.png (healthy seeds) and loss.png in `out`;
     returns what could not be written. Diverged seeds are listed under the tables."""
     cfg, healthy = preset.cfg, [r for r in rows if "diverged_at" not in r]
     diverged = sweep.diverged_runs(rows, ())
     rundir.write_atomic(out / "results.csv", tables.to_csv(rows).encode())
-    rundir.write_atomic(out / "results.md", (tables.to_markdown(name, healthy, preset.seeds - len(diverged)) + (
+    markdown = tables.to_markdown(name, healthy, preset.seeds - len(diverged), nonlinear=nonlinear_probe(preset),
+                                  about=about(preset))
+    rundir.write_atomic(out / "results.md", (markdown + (
         "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else "")).encode())
     skipped = [] if tables.save_heatmap(out / "results.png", name, healthy) else [f"results.png ({report.MISSING})"]
     if not tables.save_loss_curves(out / "loss.png", name, loss_curve(out, cfg), (loss_floor(cfg), loss_terms(cfg))):

@@ -110,24 +110,29 @@ def sample(key: jax.Array, params: LatentParams, cfg: MultiviewConfig, hp: Hyper
     """Draw n samples: each block ~ N(0, m_param² A Aᵀ) from its own key; perturbed latents
     + B z[parents] + a; view k >= 1 sees z_P + kappa_k * eps_k, kappa_k ~ Bernoulli(p_chg),
     eps_k ~ N(0, c_param² A_chg A_chgᵀ) (keys: split(key, K + 4) = shared, perturbed,
-    private of each view, kappa, eps; the two-view `latents.sample_blocks` order)."""
+    private of each view, kappa, eps; the two-view `latents.sample_blocks` order). As in the
+    original codes, m_param and c_param do not scale the dependent latents (their N(0, Σ))."""
     views = cfg.views
     K, n_p = views.k, len(views.perturbed)
     keys = jax.random.split(key, K + 4)
     k_shared, k_perturbed, k_private, k_mask, k_eps = keys[0], keys[1], keys[2:2 + K], keys[K + 2], keys[K + 3]
     f_shared, f_perturbed, f_change, *f_private = params.factors
 
-    def draw(k, dim, factor, scale):
-        return scale * jax.random.normal(k, (n, dim)) @ factor.T
+    def scale(latents, value):
+        dependent = np.isin(np.asarray(latents, int), views.dependent)
+        return jnp.where(dependent, 1.0, value) if dependent.any() else value
 
-    shared = draw(k_shared, len(views.shared), f_shared, hp.m_param)
-    private = [draw(k, len(views.private(j)), f, hp.m_param) for j, (k, f) in enumerate(zip(k_private, f_private))]
+    def draw(k, latents, factor, value):
+        return scale(latents, value) * jax.random.normal(k, (n, len(latents))) @ factor.T
+
+    shared = draw(k_shared, views.shared, f_shared, hp.m_param)
+    private = [draw(k, views.private(j), f, hp.m_param) for j, (k, f) in enumerate(zip(k_private, f_private))]
     unperturbed = jnp.concatenate([shared, *private], axis=1)
     order = views.shared + sum((views.private(j) for j in range(K)), ())
     parents = _take(unperturbed, [order.index(i) for i in views.causal_parents])
-    perturbed = draw(k_perturbed, n_p, f_perturbed, hp.m_param) + parents @ params.B.T + params.a
+    perturbed = draw(k_perturbed, views.perturbed, f_perturbed, hp.m_param) + parents @ params.B.T + params.a
     kappa = jax.random.bernoulli(k_mask, hp.style_change_prob, (K - 1, n, n_p))
-    eps = hp.c_param * jax.random.normal(k_eps, (K - 1, n, n_p))
+    eps = scale(views.perturbed, hp.c_param) * jax.random.normal(k_eps, (K - 1, n, n_p))
     tilde = jnp.stack([perturbed + kappa[j] * (eps[j] @ f_change.T) for j in range(K - 1)], axis=1)
     blocks = jnp.concatenate([shared, perturbed, *private], axis=1)
     layout = views.shared + views.perturbed + sum((views.private(j) for j in range(K)), ())
@@ -178,13 +183,48 @@ def joint_infonce(parts: list[jax.Array], parts_neg: list[jax.Array], temperatur
     return jnp.mean(lse - positive)
 
 
-def group_losses(cfg: MultiviewConfig, hp: Hyper, hs, n_positive: int) -> list[jax.Array]:
+def topk_gumbel(key: jax.Array, logits: jax.Array, k: int, temperature: float = 1.0) -> jax.Array:
+    """Yao et al.'s hard top-k Gumbel-softmax: the k selected indices of `logits` (d,), ascending.
+
+    Gumbel noise is added once; k rounds of softmax, each masking what the previous rounds
+    took (log max(1 − p, tiny)), sum to a relaxed k-hot vector whose k largest entries are
+    the selection.
+
+    >>> topk_gumbel(jax.random.PRNGKey(0), jnp.array([9.0, -9.0, 9.0, 9.0, -9.0]), 3)
+    Array([0, 2, 3], dtype=int32)
+    """
+    logits = logits + jax.random.gumbel(key, logits.shape, logits.dtype)
+    khot = onehot = jnp.zeros_like(logits)
+    for _ in range(k):
+        logits = logits + jnp.log(jnp.maximum(1.0 - onehot, jnp.finfo(logits.dtype).tiny))
+        onehot = jax.nn.softmax(logits / temperature)
+        khot = khot + onehot
+    return jnp.sort(jax.lax.top_k(khot, k)[1])
+
+
+def content_parts(cfg: MultiviewConfig, group_index: int, hs, n_positive: int,
+                  key: jax.Array) -> tuple[list[jax.Array], list]:
+    """Each view's content block for group `cfg.views.plan[group_index]` (all rows of `hs`), and
+    its coordinates: the plan's, or under "gumbel_softmax" Yao et al.'s `topk_gumbel` of the
+    view's mean code over the first `n_positive` rows, with key fold_in(fold_in(key, group),
+    view). The indices are integers, so no gradient reaches the selection (as in their code)."""
+    group = cfg.views.plan[group_index]
+    if group.coords is not None:
+        return [_take(hs[k], c) for k, c in zip(group.views, group.coords)], list(group.coords)
+    key = jax.random.fold_in(key, group_index)
+    coords = [topk_gumbel(jax.random.fold_in(key, k), hs[k][:n_positive].mean(axis=0), len(group.content))
+              for k in group.views]
+    return [jnp.take(hs[k], c, axis=-1) for k, c in zip(group.views, coords)], coords
+
+
+def group_losses(cfg: MultiviewConfig, hp: Hyper, hs, n_positive: int, key: jax.Array) -> list[jax.Array]:
     """The objective of each group on codes whose first `n_positive` rows are the positive
     samples and the rest the independent negatives: "pairs" sums `losses.infonce` over the
-    pairs of views of the group, "joint" is `joint_infonce`."""
+    pairs of views of the group, "joint" is `joint_infonce`. `key` draws a Gumbel selection
+    (`content_parts`)."""
     b, out = n_positive, []
-    for group in cfg.views.plan:
-        parts = [_take(hs[k], c) for k, c in zip(group.views, group.coords)]
+    for g, group in enumerate(cfg.views.plan):
+        parts, _ = content_parts(cfg, g, hs, b, key)
         if cfg.objective == "joint":
             out.append(joint_infonce([p[:b] for p in parts], [p[b:] for p in parts], hp.temperature))
             continue
@@ -206,11 +246,12 @@ def loss_floor(cfg: MultiviewConfig) -> float:
 
 
 def contrastive_loss(params, cfg: MultiviewConfig, hp: Hyper, truth: Truth, positives: Sample,
-                     negatives: Sample) -> tuple[jax.Array, jax.Array]:
-    """(sum over groups, per-group losses) on a positive and an independent negative batch."""
+                     negatives: Sample, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(sum over groups, per-group losses) on a positive and an independent negative batch;
+    `key` draws the content selection under "gumbel_softmax" (unused otherwise)."""
     both = jax.tree.map(lambda p, n: jnp.concatenate([p, n]), positives, negatives)
     with jax.named_scope("loss"):
-        terms = group_losses(cfg, hp, codes(params, cfg, truth, both), positives.z.shape[0])
+        terms = group_losses(cfg, hp, codes(params, cfg, truth, both), positives.z.shape[0], key)
         return functools.reduce(operator.add, terms), jnp.stack(terms)
 
 
@@ -236,7 +277,8 @@ def make_step(cfg: MultiviewConfig) -> Callable[[TrainState, Hyper], tuple[Train
     """`step(state, hp) -> (state, per-group losses)`: one optimisation step on fresh data."""
 
     def loss(params, state, hp, batch):
-        return contrastive_loss(params, cfg, hp, state.truth, *batch)
+        key = jax.random.fold_in(core.stream(state.key, "selection"), state.step)
+        return contrastive_loss(params, cfg, hp, state.truth, *batch, key)
 
     return core.make_step(lambda state, hp: data(state, cfg, hp), loss, lambda hp: optim.optimizer(cfg, hp.lr))
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from mmident_jax.config import Config, ConfigError, Encoders, Latents, Mixing, Optimisation, validate_parts
 
-SELECTIONS = ("ground_truth", "concat")
+SELECTIONS = ("ground_truth", "concat", "gumbel_softmax")
 OBJECTIVES = ("pairs", "joint")
 
 
@@ -47,7 +47,8 @@ class Group(NamedTuple):
 
     views: tuple[int, ...]
     content: tuple[int, ...]  # latents shared by every view of V and not perturbed, sorted
-    coords: tuple[tuple[int, ...], ...]  # per view of V: the code coordinates of its content block
+    coords: tuple[tuple[int, ...], ...] | None  # per view of V: its content block's code coordinates
+    # (None under "gumbel_softmax": drawn anew at every step, `model.content_parts`)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class Views:
     - `selection`: "ground_truth" (code coordinate j of view k stands for S_k[j], so V's
       content block is the coordinates of C_V) or "concat" (each view's code is split into
       one block per group, `np.array_split`, equal when the code size is a multiple of the
-      number of groups).
+      number of groups) or "gumbel_softmax" (Yao et al.'s `--selection gumbel_softmax`: at
+      every step each view of V takes |C_V| coordinates of its code by a hard top-k
+      Gumbel-softmax whose logits are the batch mean of that code; docs/multiview.md).
     - `code_sizes`: each encoder's outputs; () = |S_k| (ground truth); concat needs them equal.
     """
 
@@ -136,6 +139,8 @@ class Views:
         if self.selection == "concat":
             blocks = np.array_split(np.arange(self.codes[0]), len(groups))
             return tuple(Group(v, self.content(v), tuple(_ints(b) for _ in v)) for v, b in zip(groups, blocks))
+        if self.selection == "gumbel_softmax":
+            return tuple(Group(v, self.content(v), None) for v in groups)
         return tuple(Group(v, self.content(v), tuple(tuple(self.subsets[k].index(i) for i in self.content(v))
                                                      for k in v)) for v in groups)
 
@@ -180,6 +185,11 @@ def validate_views(v: Views) -> None:
         _check(len(set(v.codes)) == 1, f"concat needs equal code sizes, got {list(v.codes)}")
         _check(v.codes[0] >= len(groups), f"concat needs a code size >= the number of groups ({len(groups)}), "
                                           f"got {v.codes[0]}")
+    elif v.selection == "gumbel_softmax":
+        for g in groups:
+            small = [k for k in g if v.codes[k] < len(v.content(g))]
+            _check(not small, f"view {small[0] if small else ''}'s code has {v.codes[small[0]] if small else 0} "
+                              f"coordinates; group {list(g)} selects {len(v.content(g))}")
     else:
         for g in groups:
             for k in g:
@@ -284,16 +294,25 @@ class Preset:
 
     cfg: MultiviewConfig
     seeds: int = 3
+    protocol: str = "heldout"  # `evaluation.PROTOCOLS`: "yao" (Yao et al.'s) or "heldout"
     eval_batches: int = 1
     eval_batch_size: int = 4096
     probes: tuple[str, ...] = ("linear", "kernel")
 
-    def with_overrides(self, *, seeds=None, train_steps=None) -> "Preset":
+    def with_overrides(self, *, seeds=None, train_steps=None, protocol=None) -> "Preset":
         cfg = self.cfg if train_steps is None else replace(self.cfg, train_steps=train_steps)
+        if protocol is not None and protocol != self.protocol:  # each protocol with its own sizes and probe
+            sizes = YAO_EVALUATION if protocol == "yao" else HELDOUT_EVALUATION
+            return replace(self, cfg=cfg, seeds=seeds or self.seeds, protocol=protocol, **sizes)
         return replace(self, cfg=cfg, seeds=seeds or self.seeds)
 
 
-MULTIVIEW = MultiviewConfig(views=YAO_VIEWS)
+# Yao et al.'s evaluation (main_numerical.py --evaluate): 10 batches of 4096, linear regression and
+# MLPRegressor(max_iter=5000); and the held-out protocol's: 4096 validation and 4096 test samples.
+YAO_EVALUATION = {"eval_batches": 10, "eval_batch_size": 4096, "probes": ("linear", "mlp")}
+HELDOUT_EVALUATION = {"eval_batches": 1, "eval_batch_size": 4096, "probes": ("linear", "kernel")}
+
+MULTIVIEW = MultiviewConfig(views=YAO_VIEWS, objective="joint")
 
 # Yao et al.'s dependent option (--n_dependent_dims): a Wishart(n, I) covariance for the first n
 # latents; here all six.
@@ -302,6 +321,8 @@ MULTIVIEW_DEPENDENT = replace(MULTIVIEW, views=replace(YAO_VIEWS, dependent=tupl
 # Small enough for a 2-core CPU: 3 seeds vmapped in one program within 20 minutes, evaluation
 # included. Smaller encoders and batch, warm-up then cosine decay from a higher peak lr, clipping at
 # 2.0 as the two-view `quick` preset (results/multiview-quick/README.md: how it was chosen).
-MULTIVIEW_QUICK = replace(MULTIVIEW, encoder_widths=(64, 64, 64), batch_size=256, lr=3e-3,
+MULTIVIEW_QUICK = replace(MULTIVIEW, objective="pairs", encoder_widths=(64, 64, 64), batch_size=256, lr=3e-3,
                           lr_schedule="warmup_cosine", warmup_steps=500, grad_clip=2.0, train_steps=5000,
                           log_steps=250)
+# The same scale with Yao et al.'s objective (one joint InfoNCE per subset) and evaluation.
+MULTIVIEW_YAO_QUICK = replace(MULTIVIEW_QUICK, objective="joint")

@@ -19,8 +19,8 @@ import numpy as np
 
 from mmident_jax import report as common
 
-COLUMNS = ("seed", "subset", "view", "latent", "content", "r2_linear", "r2_nonlinear", "val_loss")
-METRICS = (("r2_nonlinear", "Nonlinear R² (kernel ridge)"), ("r2_linear", "Linear R²"))
+COLUMNS = ("seed", "subset", "view", "latent", "content", "coords", "r2_linear", "r2_nonlinear", "r2_linear_std",
+           "r2_nonlinear_std", "val_loss")
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -57,11 +57,13 @@ def summary(rows: list[dict], metric: str = "r2_nonlinear") -> list[dict]:
     return out
 
 
-def to_markdown(name: str, rows: list[dict], seeds: int, *, content_target: float = 0.9,
-                other_target: float = 0.2) -> str:
+def to_markdown(name: str, rows: list[dict], seeds: int, *, nonlinear: str = "kernel ridge", about: str = "",
+                content_target: float = 0.9, other_target: float = 0.2) -> str:
     """A summary per group, then one table per metric: rows = (group, view), columns = latents,
-    mean ± std over seeds, content latents in bold."""
-    lines = [f"# {name}", "", f"## Summary: nonlinear R² (kernel ridge), mean over {seeds} seeds", "",
+    mean ± std over seeds, content latents in bold. `nonlinear` names the nonlinear probe;
+    `about`, a paragraph under the title, says how the numbers were made."""
+    lines = [f"# {name}", "", *([about, ""] if about else []),
+             f"## Summary: nonlinear R² ({nonlinear}), mean over {seeds} seeds", "",
              f"Content: the lowest and the mean over views and content latents (target ≥ {content_target}); "
              f"others: the highest over views and the other latents (target ≤ {other_target} for independent "
              "latents).", "",
@@ -73,7 +75,7 @@ def to_markdown(name: str, rows: list[dict], seeds: int, *, content_target: floa
     latents = _ordered(r["latent"] for r in rows)
     keys = _ordered((r["subset"], r["view"]) for r in rows)
     content = {(r["subset"], r["latent"]) for r in rows if r["content"]}
-    for metric, title in METRICS:
+    for metric, title in (("r2_nonlinear", f"Nonlinear R² ({nonlinear})"), ("r2_linear", "Linear R²")):
         if all(math.isnan(r[metric]) for r in rows):
             continue
         means = cells(rows, metric)

@@ -222,3 +222,40 @@ def mlp_regressor_r2(
     y = jnp.asarray(_as_2d(y_train, np.float32))
     params = _fit_regressor(key, jnp.asarray(x_train, jnp.float32), y, cfg)
     return r2_score(y_test, _mlp_apply(params, jnp.asarray(x_test, jnp.float32)))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _predict_fits(keys, x, y, x_test, cfg: _Regressor):
+    """Independent regressors, one per leading index of keys (f,), x (f, n, d), y (f, n),
+    x_test (f, m, d), fit together; their predictions (f, m)."""
+    fit = lambda k, x, y, x_test: _mlp_apply(_fit_regressor(k, x, y[:, None], cfg), x_test)[:, 0]
+    return jax.vmap(fit)(keys, x, y, x_test)
+
+
+def mlp_regressor_r2_columns(
+    x_train, y_train, x_test, y_test, *, key, hidden=(100,), learning_rate=1e-3, alpha=1e-4,
+    batch_size=200, max_iter=1000, tol=1e-4, n_iter_no_change=10,
+) -> list:
+    """`mlp_regressor_r2` for every column of `y_train` on its own, as an evaluation that fits
+    one `MLPRegressor` per target does; the fits run together (vmapped). A stack of b
+    problems, x (b, n, d) and y (b, n, c), gives b lists. Fit j of the flattened (problem,
+    column) order uses key `split(key, b * c)[j]`.
+
+    >>> x = np.random.default_rng(0).normal(size=(600, 2)).astype("float32")
+    >>> [r > 0.9 for r in mlp_regressor_r2_columns(x[:500], np.sin(x[:500]), x[500:], np.sin(x[500:]),
+    ...                                               key=jax.random.key(0))]
+    [True, True]
+    """
+    cfg = _Regressor(tuple(hidden), learning_rate, alpha, batch_size, max_iter, tol, n_iter_no_change)
+    x, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
+    stacked = x.ndim == 3
+    if not stacked:
+        x, x_test, y_train, y_test = x[None], x_test[None], _as_2d(y_train)[None], _as_2d(y_test)[None]
+    y, y_test = np.asarray(y_train, np.float32), np.asarray(y_test, np.float32)
+    b, c = y.shape[0], y.shape[2]
+    flat = lambda a: np.repeat(a, c, axis=0)  # (b, ...) -> (b * c, ...), problem-major
+    columns = lambda a: np.moveaxis(a, 2, 1).reshape(b * c, a.shape[1])
+    pred = np.asarray(_predict_fits(jax.random.split(key, b * c), flat(x), columns(y), flat(x_test), cfg))
+    r2 = [[r2_score(t, p) for t, p in zip(columns(y_test)[i * c:(i + 1) * c], pred[i * c:(i + 1) * c])]
+          for i in range(b)]
+    return r2 if stacked else r2[0]
