@@ -17,7 +17,7 @@ import importlib
 __version__ = "0.3.0"
 
 _API = {"Config": "config", "Hyper": "config", "hyper": "config", "replace": "config", "PRESETS": "presets",
-        "make_train": "train", "fit": "train", "evaluate": "evaluation"}
+        "make_train": "train", "train_seeds": "train", "fit": "train", "evaluate": "evaluation"}
 
 __all__ = sorted(_API)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mmident_jax.evaluation import VALIDATION_SIZE
-from mmident_jax.report import (MISSING, cell, loss_curves, markdown_table, pyplot, save_figure, summarise,
+from mmident_jax.report import (MISSING, cell, count, loss_curves, markdown_table, pyplot, save_figure, summarise,
                                 write_text)
 
 BLOCKS = {"hz1": ("c", "s", "m1"), "hz2": ("c", "s~", "m2")}  # what each encoder's columns show
@@ -88,7 +88,7 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
     best = elbow(sizes, means)
     extra = (["val_loss"], [[f"{np.mean(losses[k]):.2f}±{np.std(losses[k]):.2f}"] for k in sizes])
     lines = [f"# {name}", "", f"Validation loss ({VALIDATION_SIZE} samples) and nonlinear R² per encoding size, "
-             f"mean ± std over {seeds} seeds.", "",
+             f"mean ± std over {count(seeds, 'seed')}.", "",
              f"**Elbow of the validation loss: encoding size {best}** (the smallest size within 5 % of the "
              "loss range, and at least 0.1, above the lowest loss; `mmident_jax.ablations.elbow`).", "",
              *_table(rows, ("encoding_size",), "r2_nonlinear", extra), "", "Linear R²:", "",
@@ -112,7 +112,7 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
 def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
     """results.md: R² per block for each nm (ns = 5) and each ns (nm = 5); results.png: R² and loss curves."""
     series = (("nm", "ns"), ("ns", "nm"))  # (varied, fixed at 5)
-    lines = [f"# {name}", "", f"Nonlinear R² (kernel ridge), mean ± std over {seeds} seeds.", ""]
+    lines = [f"# {name}", "", f"Nonlinear R² (kernel ridge), mean ± std over {count(seeds, 'seed')}.", ""]
     series_rows = {varied: sorted((r for r in rows if r[fixed] == 5), key=lambda r: r[varied])
                    for varied, fixed in series}
     for varied, fixed in series:
@@ -132,7 +132,7 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
             runs = [(steps, loss) for run, steps, loss in curves if run[fixed] == 5 and run[varied] == value]
             curve_ax.plot(runs[0][0], np.mean([loss for _, loss in runs], axis=0), label=f"{varied} = {value}")
         curve_ax.set_xlabel("step")
-        curve_ax.set_ylabel(f"training loss (mean of {seeds} seeds)")
+        curve_ax.set_ylabel(f"training loss (mean of {count(seeds, 'seed')})")
         if values:  # the curves are kept in `out` by `sweep.sweep`
             curve_ax.legend(fontsize=8)
     fig.suptitle(name)
@@ -143,7 +143,7 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
 def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
     """results.md: accuracy (with chance) of the discrete block, R² of the others; results.png: both."""
     labels = ("discrete", "k")
-    lines = [f"# {name}", "", f"Mean ± std over {seeds} seeds. Discrete blocks: accuracy of the MLP classifier "
+    lines = [f"# {name}", "", f"Mean ± std over {count(seeds, 'seed')}. Discrete blocks: accuracy of the MLP classifier "
              "(chance = 1/k); continuous blocks: nonlinear R² (kernel ridge).", "",
              "## Accuracy of the discrete block", "", *_table(rows, labels, "acc_nonlinear"), "",
              "## Linear (logistic regression) accuracy of the discrete block", "",

@@ -73,7 +73,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="mmident-jax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    add_train_command(commands, "train one run (resumes from the run directory)", "train", TRAIN_FLAGS, Config, "paper")
+    add_train_command(commands, "train one run (resumes from the run directory)", "train", TRAIN_FLAGS, Config)
 
     evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained run directory")
@@ -119,7 +119,7 @@ def _train(args) -> None:
     from mmident_jax import train
     from mmident_jax.evaluation import monitor
 
-    cfg = run_config(args, TRAIN_FLAGS, "train", "paper")
+    cfg = run_config(args, TRAIN_FLAGS, "train", Config)
     state = train.fit(cfg, args.run_dir, monitor=monitor(cfg), progress=not args.no_progress)
     print(f"{args.run_dir}: trained to step {int(state.step)}")
 

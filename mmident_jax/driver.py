@@ -77,7 +77,7 @@ def fit(cfg, run_dir, experiment: Experiment, hp, *, monitor: Callable[[Any], di
         if not start:
             start.append(begin)
             rundir.drop_metrics_after(run_dir, begin)
-            bar.advance("train", begin)
+            bar.skip("train", begin)
         if chunk.diverged_at[0]:
             bad = chunk.diverged_at[0] - begin - 1
             raise TrainingDiverged(f"loss is {np.ravel(chunk.losses[0, bad])[0]} at step {chunk.diverged_at[0]}; "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from mmident_jax import presets
 from mmident_jax.config import ConfigError, replace
@@ -62,29 +63,30 @@ def add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], com
             parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
 
 
-def add_train_command(commands, help_text: str, command: str, flags: dict[str, str], kind: type,
-                      default: str) -> argparse.ArgumentParser:
-    """A `train` sub-command: `--run-dir`, `--preset` of `command` (else the stored config,
-    else `default`), one flag per config field in `flags`, `--no-progress`."""
+def add_train_command(commands, help_text: str, command: str, flags: dict[str, str],
+                      kind: type) -> argparse.ArgumentParser:
+    """A `train` sub-command: `--run-dir`, `--preset` of `command` (required for a new run;
+    resuming takes the stored config), one flag per config field in `flags`, `--no-progress`."""
     train = commands.add_parser("train", help=help_text)
     train.add_argument("--run-dir", required=True, help="directory for config, checkpoint and metrics")
-    add_preset(train, command, False, f" (default: the stored config when resuming, else {default})")
+    add_preset(train, command, False, " (required for a new run directory; resuming takes its stored config)")
     add_config_flags(train, flags, command, kind)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-progress", action="store_true", help="no progress display")
     return train
 
 
-def run_config(args: argparse.Namespace, flags: dict[str, str], command: str, default: str):
-    """A run's config: preset (or the stored config when resuming, else `default`), then the flags."""
+def run_config(args: argparse.Namespace, flags: dict[str, str], command: str, kind: type):
+    """A run's config: `--preset` (or, resuming, the stored config), then the flags. A new run
+    without `--preset` is refused (`ConfigError`) with the presets: none is silently days long."""
     from mmident_jax import rundir
 
     if args.preset is not None:
         base = presets.get(command, args.preset)
+    elif (Path(args.run_dir) / rundir.CONFIG).is_file():
+        base = rundir.load_config(args.run_dir, kind)
     else:
-        try:
-            base = rundir.load_config(args.run_dir, type(presets.get(command, default)))
-        except rundir.RunDirError:
-            base = presets.get(command, default)
+        choices = "; ".join(f"{name} ({presets.REGISTRY[command, name].about})" for name in presets.names(command))
+        raise ConfigError(f"{args.run_dir} holds no run: a new run needs --preset, one of {choices}")
     overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
     return replace(base, **overrides)
 

@@ -150,7 +150,7 @@ class Preset:
 
 
 def _entries():
-    yield "paper", Preset("train", PAPER, "the paper's configuration exactly (300,001 steps, batch 6144)")
+    yield "paper", Preset("train", PAPER, "the paper's configuration exactly (300,001 steps at batch 6144: days on a CPU)")
     yield "quick", Preset("train", QUICK, "the paper's latent model on small encoders: minutes on a CPU")
     yield "table1", Preset("sweep", SweepPreset(table_settings(PAPER)), "Table 1, paper scale")
     yield "table1-quick", Preset("sweep", SweepPreset(table_settings(QUICK_SWEEP), num_eval_batches=1),

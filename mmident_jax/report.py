@@ -32,6 +32,11 @@ MISSING = "matplotlib is not installed: pip install 'mmident-jax[plot]'"
 TABLE_LABELS = ("mechanism", "p_chg", "statistical", "causal")
 
 
+
+def count(n: int, noun: str) -> str:
+    """`1 seed`, `3 seeds`."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
 def csv_text(rows: list[dict], columns) -> str:
     """CSV of `rows`: `columns` first, then every other key in sorted order; missing cells empty."""
     columns = list(columns)
@@ -177,7 +182,7 @@ def tables_markdown(name: str, rows: list[dict], seeds: int) -> str:
             body = [[f"{labels['p_chg']:g}", "yes" if labels["statistical"] else "no",
                      "yes" if labels["causal"] else "no", *(cell(cells, c) for c in columns)]
                     for labels, cells in summarise(mrows, metric)]
-            lines += [f"## {title}, {mechanism}, mean ± std over {seeds} seeds", "",
+            lines += [f"## {title}, {mechanism}, mean ± std over {count(seeds, 'seed')}", "",
                       *markdown_table(["p_chg", "stat.", "caus.", *columns], body), ""]
     return "\n".join(lines)
 

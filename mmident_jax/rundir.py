@@ -179,23 +179,29 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def _differs(stored: dict, wanted: dict) -> str:
-    """The first entry of two identities that differs, as a phrase."""
+    """Every entry of two identities that differs (a setting's config field once, however
+    many settings it differs in), as a phrase."""
+    phrases, fields = [], set()
     for key in dict.fromkeys([*wanted, *stored]):
-        if stored.get(key) != wanted.get(key):
-            if key == "settings" and isinstance(stored.get(key), list):
-                for have, want in zip(stored[key], wanted[key]):
-                    for name in dict.fromkeys([*want["config"], *have["config"]]):
-                        if have["config"].get(name) != want["config"].get(name):
-                            return (f"{name}={have['config'].get(name)!r} where this sweep has "
-                                    f"{want['config'].get(name)!r}")
-                return f"{len(stored[key])} settings where this sweep has {len(wanted[key])}"
-            return f"{key}={stored.get(key)!r} where this sweep has {wanted.get(key)!r}"
-    return ""
+        if stored.get(key) == wanted.get(key):
+            continue
+        if key == "settings" and isinstance(stored.get(key), list) and len(stored[key]) == len(wanted[key]):
+            for have, want in zip(stored[key], wanted[key]):
+                for name in dict.fromkeys([*want["config"], *have["config"]]):
+                    if have["config"].get(name) != want["config"].get(name) and name not in fields:
+                        fields.add(name)
+                        phrases.append(f"{name}={have['config'].get(name)!r} where this sweep has "
+                                       f"{want['config'].get(name)!r}")
+        elif key == "settings" and isinstance(stored.get(key), list):
+            phrases.append(f"{len(stored[key])} settings where this sweep has {len(wanted[key])}")
+        else:
+            phrases.append(f"{key}={stored.get(key)!r} where this sweep has {wanted.get(key)!r}")
+    return "; ".join(phrases)
 
 
 def prepare_out(out: Path, wanted: dict) -> None:
     """Create `out` for the sweep that `wanted` (`sweep.identity`) describes, or check it holds
-    that same sweep (else `RunDirError` naming the first setting that differs); `sweep.json`
+    that same sweep (else `RunDirError` naming every setting that differs); `sweep.json`
     records the identity and what made it."""
     marker = out / "sweep.json"
     if out.exists() and not out.is_dir():

@@ -166,18 +166,26 @@ def sweep(study: Study, out: Path | None = None, *, train_only: bool = False, pr
         stored = None if train_only else _reusable(done, study.evaluation, say)
         if stored is not None:
             rows.extend(stored)
-            bar.advance("seed-steps", train_steps * len(runs))
-            bar.advance("runs probed", len(runs))
+            bar.skip("seed-steps", train_steps * len(runs))
+            bar.skip("runs probed", len(runs))
             continue
         bar.advance("seed-steps", info=f"training {', '.join(dict.fromkeys(label(r) for r in runs))}")
         curve = Curve(out / f"group{g}.curve.json" if out is not None else None, runs)
+        at = [None]  # the step the group's bar has reached
 
-        def on_chunk(chunk, runs=runs, curve=curve):
-            bar.advance("seed-steps", (chunk.step - curve.start(chunk)) * len(runs))
+        def on_chunk(chunk, runs=runs, curve=curve, at=at):
+            if at[0] is None:
+                curve.start(chunk)
+                at[0] = chunk.step - chunk.length
+                bar.skip("seed-steps", at[0] * len(runs))  # resumed from a checkpoint
+            bar.advance("seed-steps", (chunk.step - at[0]) * len(runs))
+            at[0] = chunk.step
             curve.append(chunk)
 
         store = stacked.Stacked(out / f"group{g}.ckpt") if out is not None else None
         trained = train_group(study, cfg, runs, store, on_chunk)
+        if at[0] is None:  # trained before, not yet evaluated
+            bar.skip("seed-steps", train_steps * len(runs))
         if train_only:
             continue
         bar.advance("seed-steps", info="probing codes")
@@ -186,7 +194,7 @@ def sweep(study: Study, out: Path | None = None, *, train_only: bool = False, pr
             rundir.write_atomic(done, json.dumps({"evaluation": study.evaluation, "made_by": provenance.provenance(),
                                                   "rows": group_rows}).encode())
         rows.extend(group_rows)
-    bar.close()
+    bar.finish()
     return rows
 
 
@@ -197,14 +205,11 @@ class Curve:
     def __init__(self, path: Path | None, runs: list[Run]):
         self.path, self.runs = path, [{**dict(r.labels), "seed": r.seed} for r in runs]
         self.points = read_curve(path)["points"] if path is not None and path.exists() else []
-        self.first = True
 
-    def start(self, chunk: engine.Chunk) -> int:
-        """The step the group resumed from (points past it, written before a crash, are dropped)."""
+    def start(self, chunk: engine.Chunk) -> None:
+        """Resume at the first chunk trained now: points past its start, written before a crash, are dropped."""
         begin = chunk.step - chunk.length
-        if self.first:
-            self.points, self.first = [p for p in self.points if p[0] <= begin], False
-        return self.points[-1][0] if self.points else 0
+        self.points = [p for p in self.points if p[0] <= begin]
 
     def append(self, chunk: engine.Chunk) -> None:
         losses = np.where(chunk.diverged_at.reshape((-1,) + (1,) * (chunk.losses.ndim - 1)) > 0, np.nan, chunk.losses)

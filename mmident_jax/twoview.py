@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmident_jax import ablations, report, sweep, train
+from mmident_jax import ablations, presets, report, sweep, train
 from mmident_jax.config import Config, Hyper, hyper, replace
 from mmident_jax.evaluation import COLUMNS as PROBE_COLUMNS, evaluate, validation_loss
 from mmident_jax.presets import SweepPreset
@@ -56,13 +56,30 @@ REPORTS = {"tables": report.write_tables, "encoding-size": ablations.write_encod
            "dims": ablations.write_dims, "discrete": ablations.write_discrete}
 
 
+def about(name: str, preset: SweepPreset) -> str:
+    """How a sweep's tables were made: seeds, steps, batch, precision, evaluation, and each of
+    these that differs from the registered preset `name`."""
+    def facts(p: SweepPreset) -> dict:
+        cfgs = [s.cfg for s in p.settings]
+        one = lambda values: ", ".join(dict.fromkeys(f"{v:,}" if isinstance(v, int) else str(v) for v in values))
+        return {"seeds": str(p.seeds), "steps": one(c.train_steps for c in cfgs),
+                "batch": one(c.batch_size for c in cfgs), "precision": one(c.precision for c in cfgs),
+                "evaluation": f"{p.num_eval_batches} × {p.eval_batch_size} samples",
+                "probes": ", ".join(p.nonlinear_probe if x == "kernel" else x for x in p.probes)}
+    mine = facts(preset)
+    base = facts(presets.sweep_preset(name)) if ("sweep", name) in presets.REGISTRY else mine
+    return "Settings: " + "; ".join(f"{k} {v}" + (f" (**the preset: {base[k]}**)" if base[k] != v else "")
+                                    for k, v in mine.items()) + "."
+
+
 def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -> list[str]:
     """results.csv (every run), results.md and the figure (healthy runs) in `out`; returns what
-    could not be written. Diverged runs are listed under the tables."""
+    could not be written. results.md says under its title how it was made (`about`); diverged
+    runs are listed under the tables."""
     report.write_text(out / "results.csv", report.csv_text(rows, (*preset.labels, "seed", *PROBE_COLUMNS)))
     skipped = REPORTS[preset.report](out, name, [r for r in rows if "diverged_at" not in r], preset.seeds)
+    title, rest = (out / "results.md").read_text().split("\n", 1)
     diverged = sweep.diverged_runs(rows, preset.labels)
-    if diverged:
-        md = (out / "results.md").read_text()
-        report.write_text(out / "results.md", md + "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n")
+    tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
+    report.write_text(out / "results.md", f"{title}\n\n{about(name, preset)}\n{rest}{tail}")
     return skipped

@@ -13,7 +13,7 @@ import pytest
 from mmident_jax import cli as command
 from mmident_jax import rundir
 
-TINY = ["--encoder-widths", "16,16", "--batch-size", "32", "--cond-pool", "1000", "--lr", "1e-3",
+TINY = ["--preset", "paper", "--encoder-widths", "16,16", "--batch-size", "32", "--cond-pool", "1000", "--lr", "1e-3",
         "--no-progress"]
 
 
@@ -35,7 +35,7 @@ def test_the_installed_command_runs_as_a_subprocess(tmp_path):
                             env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert result.returncode == 0, result.stderr
     assert "trained to step 10" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "mmident_jax", "train", "--run-dir", tmp_path / "x", "--lr", "0"],
+    bad = subprocess.run([sys.executable, "-m", "mmident_jax", "train", "--run-dir", tmp_path / "x", "--preset", "paper", "--lr", "0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "lr must be > 0" in bad.stderr
 
@@ -51,7 +51,7 @@ def assert_usage_error(result, *words):
 @pytest.mark.slow
 def test_train_writes_run_dir_and_resumes(tmp_path):
     run = tmp_path / "run"
-    first = cli("train", "--run-dir", run, "--preset", "quick", "--train-steps", 200, "--log-steps", 100, *TINY)
+    first = cli("train", "--run-dir", run, *TINY, "--preset", "quick", "--train-steps", 200, "--log-steps", 100)
     assert first.returncode == 0, first.stderr
     assert {rundir.CONFIG, rundir.CHECKPOINT, rundir.METRICS} <= set(os.listdir(run))
     assert json.loads((run / rundir.CONFIG).read_text())["train_steps"] == 200
@@ -93,8 +93,17 @@ def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
 ])
 def test_bad_train_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flags, words):
     run = tmp_path / "run"
-    assert_usage_error(cli("train", "--run-dir", run, *flags), *words)
+    assert_usage_error(cli("train", "--run-dir", run, "--preset", "paper", *flags), *words)
     assert not run.exists()
+
+
+def test_a_new_run_without_a_preset_is_refused_with_the_presets(tmp_path):
+    """No silent default: `paper` is days on a CPU. Resuming needs no preset (the stored config)."""
+    run = tmp_path / "run"
+    assert_usage_error(cli("train", "--run-dir", run), "a new run needs --preset", "paper (", "days on a CPU",
+                       "quick (", "minutes on a CPU")
+    assert not run.exists()
+    assert "required for a new run directory" in cli("train", "--help").stdout
 
 
 def test_run_dir_that_is_a_file_or_another_run_is_refused_untouched(tmp_path):

@@ -68,7 +68,9 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
     again = cli("export", "--out", tmp_path / "data", "--n", 5)  # never overwrites
     assert again.returncode == 2 and "not an empty directory" in again.stderr
     for args, words in ((["sweep", "--out", tmp_path / "s", "--preset", "nope"], "invalid choice: 'nope'"),
-                        (["train", "--run-dir", tmp_path / "r", "--image-encoder", "vit"], "image_encoder"),
+                        (["train", "--run-dir", tmp_path / "r", "--preset", "imgtxt-quick", "--image-encoder", "vit"],
+                         "image_encoder"),
+                        (["train", "--run-dir", tmp_path / "r"], "a new run needs --preset, one of imgtxt ("),
                         (["evaluate", "--run-dir", tmp_path / "missing"], "not a run directory")):
         result = cli(*args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -213,8 +213,20 @@ def test_tables_have_the_papers_layout(tmp_path):
     twoview.write_results(tmp_path, "demo", rows, PRESET)
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert csv_lines[0] == "mechanism,p_chg,statistical,causal,seed,encoding,predicted_factors,r2_linear,r2_nonlinear"
-    assert (tmp_path / "results.md").read_text() == report.tables_markdown("demo", rows, PRESET.seeds)
+    title, rest = report.tables_markdown("demo", rows, PRESET.seeds).split("\n", 1)
+    assert (tmp_path / "results.md").read_text() == f"{title}\n\n{twoview.about('demo', PRESET)}\n{rest}"
     assert len(csv_lines) == len(rows) + 1
+
+
+def test_a_short_sweeps_table_says_what_differs_from_its_preset(tmp_path):
+    short = sweep_preset("table1-quick").with_overrides(train_steps=400, seeds=2, num_eval_batches=2)
+    rows = [{"mechanism": "multimodal", "p_chg": 1.0, "statistical": False, "causal": False, "seed": seed,
+             "encoding": "hz1", "predicted_factors": "c", "r2_linear": 0.9, "r2_nonlinear": 0.9} for seed in (0, 1)]
+    twoview.write_results(tmp_path, "table1-quick", rows, short)
+    head = (tmp_path / "results.md").read_text().splitlines()[:3]
+    assert head == ["# table1-quick", "", "Settings: seeds 2 (**the preset: 3**); steps 400 (**the preset: 20,000**); "
+                    "batch 256; precision float32; evaluation 2 × 4096 samples (**the preset: 1 × 4096 samples**); "
+                    "probes linear, kernel."]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -247,6 +259,11 @@ def test_a_sweeps_identity_holds_every_resolved_config_and_names_what_differs(tm
         rundir.prepare_out(tmp_path, independent)
     with pytest.raises(rundir.RunDirError, match=r"holds another sweep \(seeds=3 where this sweep has 4\)"):
         rundir.prepare_out(tmp_path, {**wanted, "seeds": 4})
+    short = sweep.identity("table1-quick", twoview.study(sweep_preset("table1-quick").with_overrides(
+        train_steps=400, seeds=2)), 2, train_steps=400)
+    with pytest.raises(rundir.RunDirError, match=r"\(seeds=3 where this sweep has 2; train_steps=None where this "
+                                                 r"sweep has 400; train_steps=20000 where this sweep has 400\)"):
+        rundir.prepare_out(tmp_path, short)  # every differing field, each once
 
 
 def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):

@@ -53,7 +53,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
     sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
     add_train_command(sub, "train one image/text run (resumes from the run directory)", "imgtxt train", FLAGS,
-                      ImgTxtConfig, "imgtxt")
+                      ImgTxtConfig)
     evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
     sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
     from mmident_jax.imgtxt import experiment
 
     if args.imgtxt_command == "train":
-        cfg = run_config(args, FLAGS, "imgtxt train", "imgtxt")
+        cfg = run_config(args, FLAGS, "imgtxt train", ImgTxtConfig)
         state = experiment.fit(cfg, args.run_dir, progress=not args.no_progress)
         print(f"{args.run_dir}: trained to step {int(state.step)}")
     elif args.imgtxt_command == "evaluate":

@@ -63,7 +63,7 @@ def to_markdown(name: str, rows: list[dict], seeds: int, *, nonlinear: str = "ke
     mean ± std over seeds, content latents in bold. `nonlinear` names the nonlinear probe;
     `about`, a paragraph under the title, says how the numbers were made."""
     lines = [f"# {name}", "", *([about, ""] if about else []),
-             f"## Summary: nonlinear R² ({nonlinear}), mean over {seeds} seeds", "",
+             f"## Summary: nonlinear R² ({nonlinear}), mean over {common.count(seeds, 'seed')}", "",
              f"Content: the lowest and the mean over views and content latents (target ≥ {content_target}); "
              f"others: the highest over views and the other latents (target ≤ {other_target} for independent "
              "latents).", "",
@@ -80,7 +80,7 @@ def to_markdown(name: str, rows: list[dict], seeds: int, *, nonlinear: str = "ke
             continue
         means = cells(rows, metric)
         bold = lambda text, subset, z: f"**{text}**" if (subset, z) in content else text
-        lines += ["", f"## {title}, mean ± std over {seeds} seeds (bold: content of V)", ""]
+        lines += ["", f"## {title}, mean ± std over {common.count(seeds, 'seed')} (bold: content of V)", ""]
         lines += common.markdown_table(
             ["subset V", "view", *latents],
             [[f"{{{subset}}}", str(view), *(bold(common.mean_std(*means.get((subset, view, z), (math.nan, 0.0))),
@@ -137,7 +137,7 @@ def save_loss_curves(path: Path, name: str, curve: dict, floor: tuple[float, lis
             ax.plot(steps, np.nanmean(y, axis=1), label="{" + ",".join(map(str, group)) + "}", color=colours(g % 20))
             ax.fill_between(steps, np.nanmin(y, axis=1), np.nanmax(y, axis=1), alpha=0.2, color=colours(g % 20))
     axes[0, 0].set_ylabel("training loss (mean per chunk)")
-    axes[0, 0].set_title(f"{name}: loss per subset V, mean over {losses.shape[1]} seeds", fontsize=9)
+    axes[0, 0].set_title(f"{name}: loss per subset V, mean over {common.count(losses.shape[1], 'seed')}", fontsize=9)
     if floor is not None:
         axes[0, 1].set_yscale("log")
         axes[0, 1].set_ylabel("loss per InfoNCE term − floor")
