@@ -5,8 +5,9 @@ the codes with validation statistics (as `evaluate` does), fits every probe on
 validation and scores it on test, and returns one row per latent block plus an
 ``"all"`` row for all latent dimensions together:
 
-- ``r2_linear``, ``r2_kernel``: test R² of least squares and of RBF kernel ridge
-  (`probes.linear_r2_blocks`, `probes.kernel_ridge_r2_blocks`) from the codes;
+- ``r2_linear``, ``r2_nonlinear``: test R² of least squares and of RBF kernel ridge
+  (`probes.linear_r2_blocks`, `probes.kernel_ridge_r2_blocks`) from the codes, named
+  as `evaluate` names them;
 - ``mcc_{pearson,spearman}_{in,out}``: MCC of the row's latent dimensions against all
   code dimensions; ``in`` matches and scores on test, ``out`` matches on validation
   and scores that matching on test;
@@ -23,11 +24,14 @@ validation and scores it on test, and returns one row per latent block plus an
 A column a row has no value for is absent from it (an empty CSV cell). Definitions:
 docs/metrics.md.
 
-Command line: ``mmident-jax score --latents Z.npz --codes H.npy [--out DIR]
-[--metrics mcc,dci,...] [--content c] [--val-fraction 0.5] [--seed 0]
-[--kernel-approx nystrom]`` prints the table and, with ``--out``, writes
-``DIR/scores.csv`` atomically (readers see the old file or the new one; a rerun
-replaces it). Bad input raises `ScoreError` with a one-line message; `run` prints it
+Command line: ``mmident-jax score --latents Z.npz --codes H.npz [--blocks c=0:5,s=5:10]
+[--out DIR] [--metrics mcc,dci,...] [--content c] [--val-fraction 0.5] [--seed 0]
+[--kernel-approx nystrom]``, or with a given split ``--val-latents --val-codes
+--test-latents --test-codes``, prints one table per code array (an .npz may hold
+several, e.g. ``hz1`` and ``hz2``) and, with ``--out``, writes ``DIR/scores.csv``
+(a ``codes`` column names the array) atomically (readers see the old file or the new
+one; a rerun replaces it). Files are what ``numpy.save`` / ``numpy.savez`` write;
+PyTorch and pickled files are refused with how to save them. Bad input raises `ScoreError` with a one-line message; `run` prints it
 and returns 2. Wiring: ``score.add_parser(commands)`` in ``cli.build_parser`` and
 ``if args.command == "score": return score.run(args)`` in ``cli.main``; importing
 this module loads no JAX.
@@ -65,7 +69,7 @@ METRICS = ("linear", "kernel", "mcc", "dci", "ceiling")
 PROBES = ("linear", "kernel")
 ALL = "all"
 COLUMNS = (
-    "block", "dims", "r2_linear", "r2_kernel",
+    "codes", "block", "dims", "r2_linear", "r2_nonlinear",
     "mcc_pearson_in", "mcc_pearson_out", "mcc_spearman_in", "mcc_spearman_out",
     "dci_d", "dci_c", "dci_i",
     "ceiling_linear", "ceiling_kernel", "norm_linear", "norm_kernel",
@@ -197,8 +201,19 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
     if any(len(v) != n for v in named.values()):
         raise ScoreError(f"latents have {len(next(iter(named.values())))} samples, codes {n}")
     if "ceiling" in metrics and content not in named:
-        raise ScoreError(f"content block {content!r} not among the latent blocks {list(named)}; "
-                         "name it with content= or leave 'ceiling' out of the metrics")
+        raise ScoreError(f"content block {content!r} not among the latent blocks {list(named)}; name the blocks "
+                         "(a dict, blocks= or --blocks c=0:5,s=5:10), choose content= (--content) or leave "
+                         "'ceiling' out of the metrics")
+    for name, block in named.items():
+        constant = np.flatnonzero(np.ptp(block, axis=0) == 0)
+        if constant.size:
+            raise ScoreError(f"latent block {name!r} is constant in column(s) {constant.tolist()}: R² is undefined "
+                             "there; leave those columns out")
+    dead = np.flatnonzero(np.ptp(h, axis=0) == 0)
+    if dead.size == h.shape[1]:
+        raise ScoreError("the codes are constant: there is nothing to score")
+    if dead.size:
+        warnings.warn(f"code column(s) {dead.tolist()} are constant and carry no information", stacklevel=2)
     if kernel_approx not in (None, "nystrom"):
         raise ScoreError(f"kernel_approx must be None or 'nystrom', got {kernel_approx!r}")
     val, test = split_indices(n, val_fraction, seed) if split is None else _check_split(split, n)
@@ -227,7 +242,7 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
                 rows[k]["r2_linear"] = r2
         if "kernel" in metrics:
             for k, (r2, _) in zip(targets, P.kernel_ridge_r2_blocks(h_val, ys_val, h_test, ys_test, **kernel)):
-                rows[k]["r2_kernel"] = r2
+                rows[k]["r2_nonlinear"] = r2
         columns, d = I.block_columns(z_val, h_val, z_test, h_test, slices, metrics)
         if d is not None:
             if not d.converged:
@@ -245,8 +260,9 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
                                                  probe=probe, **options)
                 for k, ceiling in zip(names, ceilings):
                     rows[k][f"ceiling_{probe}"] = ceiling
-                    if k != content and f"r2_{probe}" in rows[k]:
-                        rows[k][f"norm_{probe}"] = I.normalized_score(rows[k][f"r2_{probe}"], ceiling)
+                    r2 = rows[k].get("r2_linear" if probe == "linear" else "r2_nonlinear")
+                    if k != content and r2 is not None:
+                        rows[k][f"norm_{probe}"] = I.normalized_score(r2, ceiling)
     return [{c: row[c] for c in COLUMNS if c in row} for row in rows.values()]
 
 
@@ -281,44 +297,126 @@ def format_table(rows: list[dict]) -> str:
 # ---------------------------------------------------------------- files and command line
 
 
+SAVE_HINT = "save plain arrays with numpy.save('x.npy', array) or numpy.savez('x.npz', c=..., s=...)"
+
+
 def _load(path, what: str):
+    """The array of an .npy, or the named arrays of an .npz; one-line errors for anything else."""
     path = Path(path)
     if not path.is_file():
         raise ScoreError(f"{what} file {path} does not exist")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any(n.endswith("data.pkl") for n in names):
+            raise ScoreError(f"{what} file {path} is a PyTorch file (torch.save), which is not read; in PyTorch, "
+                             + SAVE_HINT.replace("array)", "tensor.cpu().numpy())"))
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ScoreError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}") from None
+    except ValueError as error:
+        if "pickle" in str(error):  # numpy's wording suggests allow_pickle=True: unsafe, not advised here
+            raise ScoreError(f"{what} file {path} is not an array file numpy wrote (pickled objects or another "
+                             f"format, not read); {SAVE_HINT}") from None
+        raise ScoreError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}; {SAVE_HINT}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ScoreError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}; {SAVE_HINT}") from None
     if isinstance(data, np.ndarray):
         return data
     with data:
-        return {k: data[k] for k in data.files}
+        try:
+            arrays = {k: data[k] for k in data.files}
+        except ValueError:
+            raise ScoreError(f"{what} file {path} holds pickled objects, which are not read; {SAVE_HINT}") from None
+    if not arrays:
+        raise ScoreError(f"{what} file {path} holds no arrays")
+    return arrays
 
 
 def load_latents(path) -> dict[str, np.ndarray] | np.ndarray:
-    """Named blocks from an .npz (one array per block), or one array from an .npy (block ``"z"``)."""
+    """Named blocks from an .npz with several arrays, else one array (cut with `blocks`)."""
     data = _load(path, "latents")
-    if isinstance(data, dict) and not data:
-        raise ScoreError(f"latents file {path} holds no arrays")
-    return data
+    return next(iter(data.values())) if isinstance(data, dict) and len(data) == 1 else data
 
 
-def load_codes(path) -> np.ndarray:
-    """The codes from an .npy, or an .npz holding exactly one array."""
+def load_codes(path) -> dict[str, np.ndarray]:
+    """The named code arrays of an .npz (e.g. hz1, hz2), or an .npy's array under its file name."""
     data = _load(path, "codes")
-    if isinstance(data, dict):
-        if len(data) != 1:
-            raise ScoreError(f"codes file {path} must hold one array, holds {len(data)}: {sorted(data)}")
-        data = next(iter(data.values()))
-    return data
+    return data if isinstance(data, dict) else {Path(path).stem: data}
+
+
+def parse_blocks(text: str) -> dict[str, tuple[int, int]]:
+    """``"c=0:5,s=5:10"`` -> ``{"c": (0, 5), "s": (5, 10)}``.
+
+    >>> parse_blocks("c=0:5,s=5:10")
+    {'c': (0, 5), 's': (5, 10)}
+    """
+    blocks = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, cols = part.partition("=")
+        start, _, stop = cols.partition(":")
+        try:
+            blocks[name.strip()] = (int(start), int(stop))
+        except ValueError:
+            raise ScoreError(f"--blocks: expected name=start:stop, e.g. c=0:5,s=5:10, got {part!r}") from None
+        if not name.strip():
+            raise ScoreError(f"--blocks: a block needs a name, got {part!r}")
+    if not blocks:
+        raise ScoreError("--blocks: no blocks given; e.g. c=0:5,s=5:10")
+    return blocks
+
+
+def _inputs(args) -> tuple:
+    """(latents, {name: codes}, split) from the command line's files."""
+    given = {"--latents": args.latents, "--codes": args.codes}
+    split_files = {"--val-latents": args.val_latents, "--val-codes": args.val_codes,
+                   "--test-latents": args.test_latents, "--test-codes": args.test_codes}
+    if any(v is not None for v in split_files.values()):
+        if any(v is not None for v in given.values()):
+            raise ScoreError("give either --latents and --codes, or the four --val-*/--test-* files, not both")
+        missing = [k for k, v in split_files.items() if v is None]
+        if missing:
+            raise ScoreError(f"a given split needs {', '.join(missing)} too")
+        parts = []
+        for where in ("val", "test"):
+            latents = load_latents(getattr(args, f"{where}_latents"))
+            if args.blocks is not None and isinstance(latents, dict):
+                raise ScoreError(f"--blocks cuts one latents array; --{where}-latents holds {len(latents)}")
+            parts.append((latent_blocks(latents, None if args.blocks is None else parse_blocks(args.blocks)),
+                          load_codes(getattr(args, f"{where}_codes"))))
+        (z_val, h_val), (z_test, h_test) = parts
+        if len(h_val) == len(h_test) == 1:  # one array each (e.g. two .npy files): the validation file names it
+            h_test = {next(iter(h_val)): next(iter(h_test.values()))}
+        if list(z_val) != list(z_test) or list(h_val) != list(h_test):
+            raise ScoreError(f"validation and test files name different arrays: latents {list(z_val)} and "
+                             f"{list(z_test)}, codes {list(h_val)} and {list(h_test)}")
+        n_val = {len(v) for v in (*z_val.values(), *h_val.values())}
+        if len(n_val) > 1:
+            raise ScoreError(f"the validation files have different numbers of samples: {sorted(n_val)}")
+        n, m = n_val.pop(), len(next(iter(z_test.values())))
+        both = lambda a, b: {k: np.concatenate([_matrix(a[k], k), _matrix(b[k], k)]) for k in a}
+        return both(z_val, z_test), both(h_val, h_test), (np.arange(n), np.arange(n, n + m))
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise ScoreError(f"{' and '.join(missing)} required (or the four --val-*/--test-* files)")
+    latents = load_latents(args.latents)
+    if args.blocks is not None:
+        if isinstance(latents, dict):
+            raise ScoreError(f"--blocks cuts one latents array; {args.latents} holds {len(latents)}: {sorted(latents)}")
+        latents = latent_blocks(latents, parse_blocks(args.blocks))
+    return latents, load_codes(args.codes), None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``score`` command to an argparse ``subparsers`` object; returns its parser."""
     parser = subparsers.add_parser("score", help="identifiability metrics of any codes against latents; "
                                                  "writes scores.csv")
-    parser.add_argument("--latents", required=True, help="an .npz with one (n, d) array per named latent block")
-    parser.add_argument("--codes", required=True, help="the (n, d) codes: an .npy, or an .npz with one array")
+    parser.add_argument("--latents", help="an .npz with one (n, d) array per named latent block, or one (n, d) "
+                                          "array (.npy or .npz) with --blocks")
+    parser.add_argument("--codes", help="(n, d) codes: an .npy, or an .npz of named arrays (one table each)")
+    parser.add_argument("--blocks", help="names for column ranges of one latents array, e.g. c=0:5,s=5:10")
+    for where, text in (("val", "validation (fit)"), ("test", "test (score)")):
+        parser.add_argument(f"--{where}-latents", help=f"the {text} latents: a given split, instead of --latents")
+        parser.add_argument(f"--{where}-codes", help=f"the {text} codes, instead of --codes")
     parser.add_argument("--out", help="directory for scores.csv (default: print only)")
     parser.add_argument("--metrics", default=",".join(METRICS),
                         help=f"comma-separated subset of {','.join(METRICS)} (default all)")
@@ -332,7 +430,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    """The ``score`` command: print the table and write ``--out``/scores.csv; bad input raises `ScoreError`."""
+    """The ``score`` command: print a table per code array and write ``--out``/scores.csv; bad input raises
+    `ScoreError`; a warning (e.g. constant code columns) is one line on standard error."""
     metrics = tuple(m for m in args.metrics.split(",") if m)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
@@ -340,9 +439,20 @@ def run(args: argparse.Namespace) -> None:
     out = None if args.out is None else Path(args.out)
     if out is not None and out.exists() and not out.is_dir():
         raise ScoreError(f"--out {out} exists and is not a directory")
-    rows = score(load_latents(args.latents), load_codes(args.codes), metrics=metrics, content=args.content,
-                 val_fraction=args.val_fraction, seed=args.seed, kernel_approx=args.kernel_approx)
-    print(format_table(rows))
+    latents, codes, split = _inputs(args)
+    rows = []
+    for name, h in codes.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scored = score(latents, h, metrics=metrics, content=args.content, val_fraction=args.val_fraction,
+                           seed=args.seed, split=split, kernel_approx=args.kernel_approx)
+        for w in caught:
+            print(f"warning: {name}: {w.message}", file=sys.stderr)
+        scored = [{"codes": name, **r} for r in scored]
+        if len(codes) > 1:
+            print(f"# {name}")
+        print(format_table([{k: v for k, v in r.items() if k != "codes"} for r in scored]))
+        rows += scored
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         report.write_text(out / SCORES_CSV, to_csv(rows))

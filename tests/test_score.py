@@ -4,6 +4,7 @@ import argparse
 import csv
 import math
 import sys
+import zipfile
 from pathlib import Path
 
 import jax
@@ -159,11 +160,13 @@ def test_command_on_numpy_files_prints_table_and_writes_csv(tmp_path):
     result = cli("score", "--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npy", "--out", out)
     assert result.returncode == 0, result.stderr
     printed = result.stdout.splitlines()
-    assert printed[0].split() == [c for c in COLUMNS]  # every metric by default
+    assert printed[0].split() == [c for c in COLUMNS if c != "codes"]  # every metric by default
     assert [line.split()[0] for line in printed[1:]] == ["c", "s", "m", "all"]
     table = read_csv(out / "scores.csv")
     assert list(table[0]) == list(COLUMNS)
     expected = score(z, h)  # the same defaults from Python
+    assert {r["codes"] for r in table} == {"H"}  # an .npy's array is named by its file
+    expected = [{"codes": "H", **r} for r in expected]
     for row, want in zip(table, expected):
         for column in COLUMNS:
             if column in want:
@@ -172,9 +175,9 @@ def test_command_on_numpy_files_prints_table_and_writes_csv(tmp_path):
             else:
                 assert row[column] == "", column
     by = {r["block"]: r for r in expected}
-    assert by["c"]["r2_kernel"] > 0.9 and by["m"]["r2_kernel"] < 0.1
+    assert by["c"]["r2_nonlinear"] > 0.9 and by["m"]["r2_nonlinear"] < 0.1
     assert 0.3 < by["s"]["ceiling_kernel"] < 0.8 and 0 <= by["s"]["norm_kernel"] < 0.15
-    assert format_table(expected).splitlines() == printed
+    assert format_table([{k: v for k, v in r.items() if k != "codes"} for r in expected]).splitlines() == printed
 
 
 def test_command_codes_in_npz_options_and_rewrite(tmp_path, capsys):
@@ -188,7 +191,7 @@ def test_command_codes_in_npz_options_and_rewrite(tmp_path, capsys):
                  "--metrics", "linear,ceiling", "--content", "s", "--val-fraction", 0.25, "--seed", 4)
     run(args)
     table = read_csv(out / "scores.csv")
-    assert list(table[0]) == ["block", "dims", "r2_linear", "ceiling_linear", "norm_linear"]
+    assert list(table[0]) == ["codes", "block", "dims", "r2_linear", "ceiling_linear", "norm_linear"]
     want = score(z, h, metrics=("linear", "ceiling"), content="s", val_fraction=0.25, seed=4)
     assert [float(r["r2_linear"]) for r in table] == [r["r2_linear"] for r in want]
     assert want != score(z, h, metrics=("linear", "ceiling"), content="s", seed=4)  # the fraction mattered
@@ -207,13 +210,23 @@ def test_command_codes_in_npz_options_and_rewrite(tmp_path, capsys):
     (lambda d, z, h: np.save(d / "H.npy", h[None]), [], ["2-D"]),
     (lambda d, z, h: None, ["--metrics", "mcc,r2"], ["unknown metric", "'r2'"]),
     (lambda d, z, h: (d / "Z.npz").unlink(), [], ["latents file", "does not exist"]),
-    (lambda d, z, h: (d / "H.npy").write_text("not an array"), [], ["cannot read codes"]),
-    (lambda d, z, h: np.savez(open(d / "H.npy", "wb"), a=h, b=h), [], ["one array", "2"]),
-    (lambda d, z, h: None, ["--content", "x"], ["content block 'x'"]),
+    (lambda d, z, h: (d / "H.npy").write_text("not an array"), [], ["not an array file numpy wrote", "numpy.save"]),
+    (lambda d, z, h: np.save(d / "H.npy", np.array([{"h": 1}], dtype=object), allow_pickle=True), [],
+     ["pickled objects", "not read", "numpy.save"]),
+    (lambda d, z, h: torch_like_file(d / "H.npy"), [], ["a PyTorch file", "tensor.cpu().numpy()", "numpy.save"]),
+    (lambda d, z, h: torch_like_file(d / "Z.npz"), [], ["latents file", "a PyTorch file"]),
+    (lambda d, z, h: np.savez(d / "Z.npz", **{**z, "m": np.ones((300, 2))}), [], ["'m' is constant", "[0, 1]"]),
+    (lambda d, z, h: np.save(d / "H.npy", np.ones_like(h)), [], ["codes are constant"]),
+    (lambda d, z, h: None, ["--content", "x"], ["content block 'x'", "--blocks c=0:5"]),
+    (lambda d, z, h: np.save(open(d / "Z.npz", "wb"), np.random.default_rng(0).normal(size=(300, 3))), [],
+     ["content block 'c'", "['z']", "--blocks"]),
+    (lambda d, z, h: None, ["--blocks", "c=0:2"], ["--blocks cuts one latents array", "holds 3"]),
+    (lambda d, z, h: None, ["--val-codes", "v.npy"], ["either --latents and --codes", "not both"]),
     (lambda d, z, h: None, ["--val-fraction", "1.5"], ["val_fraction"]),
     (lambda d, z, h: (d / "out").write_text("a file"), [], ["not a directory"]),
 ])
 def test_command_bad_input_exits_2_with_one_line(tmp_path, setup, flags, words):
+    """Among them, what other frameworks write: a PyTorch file, a pickle, one unnamed latents array."""
     z, h = make_data()
     np.savez(tmp_path / "Z.npz", **z)
     np.save(tmp_path / "H.npy", h)
@@ -225,8 +238,77 @@ def test_command_bad_input_exits_2_with_one_line(tmp_path, setup, flags, words):
     assert len(lines) == 1 and lines[0].startswith("mmident-jax score: error: "), result.stderr
     for word in words:
         assert word in lines[0], lines[0]
-    assert result.stdout == ""
+    assert result.stdout == "" and "allow_pickle" not in result.stderr
     assert not (tmp_path / "out" / "scores.csv").exists()
+
+
+def torch_like_file(path):
+    """What `torch.save` writes: a zip archive with `<name>/data.pkl` (made here without PyTorch)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("archive/version", "3\n")
+
+
+def test_separate_split_files_equal_the_python_apis_given_split(tmp_path):
+    z, h = make_data()
+    val, test = np.arange(0, 300, 3), np.setdiff1d(np.arange(300), np.arange(0, 300, 3))
+    for where, rows in (("val", val), ("test", test)):
+        np.savez(tmp_path / f"Z_{where}.npz", **{k: v[rows] for k, v in z.items()})
+        np.save(tmp_path / f"H_{where}.npy", h[rows])
+    out = tmp_path / "out"
+    result = cli("score", "--val-latents", tmp_path / "Z_val.npz", "--val-codes", tmp_path / "H_val.npy",
+                 "--test-latents", tmp_path / "Z_test.npz", "--test-codes", tmp_path / "H_test.npy",
+                 "--metrics", "linear,kernel,mcc", "--out", out)
+    assert result.returncode == 0, result.stderr
+    want = score(z, h, metrics=("linear", "kernel", "mcc"), split=(val, test))
+    got = read_csv(out / "scores.csv")
+    assert [float(r["r2_linear"]) for r in got] == [r["r2_linear"] for r in want]
+    assert [float(r["mcc_pearson_out"]) for r in got] == [r["mcc_pearson_out"] for r in want]
+    np.testing.assert_allclose([float(r["r2_nonlinear"]) for r in got], [r["r2_nonlinear"] for r in want],
+                               rtol=1e-12)
+    assert want != score(z, h, metrics=("linear", "kernel", "mcc"))  # the split given mattered
+
+
+def test_two_code_arrays_in_one_npz_give_one_table_each(tmp_path):
+    z, h = make_data()
+    np.savez(tmp_path / "Z.npz", **z)
+    np.savez(tmp_path / "H.npz", hz1=h, hz2=h[:, ::-1] * 2.0 + 1.0)
+    out = tmp_path / "out"
+    result = cli("score", "--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npz", "--metrics", "linear",
+                 "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("#")] == ["# hz1", "# hz2"]
+    table = read_csv(out / "scores.csv")
+    assert [(r["codes"], r["block"]) for r in table] == [(c, b) for c in ("hz1", "hz2") for b in ("c", "s", "m", "all")]
+    want = score(z, h, metrics=("linear",))
+    assert [float(r["r2_linear"]) for r in table[:4]] == [r["r2_linear"] for r in want]
+    np.testing.assert_allclose([float(r["r2_linear"]) for r in table[4:]], [r["r2_linear"] for r in want],
+                               atol=1e-9)  # an affine map of the same codes: the same linear R²
+
+
+def test_one_latents_array_named_by_blocks(tmp_path):
+    z, h = make_data()
+    names = list(z)
+    np.save(tmp_path / "Z.npy", np.concatenate([z[k] for k in names], axis=1))
+    np.save(tmp_path / "H.npy", h)
+    widths = np.cumsum([0] + [z[k].shape[1] for k in names])
+    blocks = ",".join(f"{k}={a}:{b}" for k, a, b in zip(names, widths, widths[1:]))
+    out = tmp_path / "out"
+    result = cli("score", "--latents", tmp_path / "Z.npy", "--codes", tmp_path / "H.npy", "--blocks", blocks,
+                 "--metrics", "linear,ceiling", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert [float(r["r2_linear"]) for r in read_csv(out / "scores.csv")] == [
+        r["r2_linear"] for r in score(z, h, metrics=("linear", "ceiling"))]
+
+
+def test_a_constant_code_column_is_scored_with_a_one_line_warning(tmp_path):
+    z, h = make_data()
+    np.savez(tmp_path / "Z.npz", **z)
+    np.save(tmp_path / "H.npy", np.concatenate([h, np.zeros((len(h), 1))], axis=1))
+    result = cli("score", "--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npy", "--metrics", "linear")
+    assert result.returncode == 0
+    assert result.stderr.strip().splitlines() == [f"warning: H: code column(s) [{h.shape[1]}] are constant and "
+                                                  "carry no information"]
 
 
 def test_metric_names_are_the_documented_ones():
