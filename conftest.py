@@ -3,9 +3,16 @@
 import pytest
 from _pytest.doctest import DoctestItem
 
-TRAINING_DOCTESTS = {"mmident_jax", "mmident_jax.train", "mmident_jax.driver", "mmident_jax.evaluation",
-                     "mmident_jax.twoview", "mmident_jax.multiview.experiment", "mmident_jax.imgtxt.experiment",
-                     "mmident_jax.imgtxt.encoders"}
+TRAINING_DOCTESTS = {
+    "mmident_jax",
+    "mmident_jax.train",
+    "mmident_jax.driver",
+    "mmident_jax.evaluation",
+    "mmident_jax.twoview",
+    "mmident_jax.multiview.experiment",
+    "mmident_jax.imgtxt.experiment",
+    "mmident_jax.imgtxt.encoders",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects

@@ -84,34 +84,55 @@ def bench_runs(cfg: Config, runs: int, steps: int, repeats: int, alone) -> tuple
     alone = final[REFERENCE] if alone is None else alone
     for batching, t in timing.items():
         equal, diff = difference(final[batching], alone)
-        figures[batching].update(chunk_s=t["median_s"], run_steps_per_s=runs * steps / t["median_s"],
-                                 equal_alone=equal, max_abs_diff_alone=diff, timing=t)
-    row = {"runs": runs, "steps_per_call": steps, "steps_trained": (1 + repeats) * steps, **figures,
-           "map_over_vmap": figures["map"]["run_steps_per_s"] / figures["vmap"]["run_steps_per_s"],
-           "other_cpu": timing["map"]["other_cpu"]}
+        figures[batching].update(
+            chunk_s=t["median_s"],
+            run_steps_per_s=runs * steps / t["median_s"],
+            equal_alone=equal,
+            max_abs_diff_alone=diff,
+            timing=t,
+        )
+    row = {
+        "runs": runs,
+        "steps_per_call": steps,
+        "steps_trained": (1 + repeats) * steps,
+        **figures,
+        "map_over_vmap": figures["map"]["run_steps_per_s"] / figures["vmap"]["run_steps_per_s"],
+        "other_cpu": timing["map"]["other_cpu"],
+    }
     return row, final[REFERENCE]
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'R':>3} {'compile s':>19} {'run-steps/s':>21} {'map/':>6} {'spread':>15} {'bitwise = alone':>15} "
-          f"{'other':>6}")
-    print(f"{'':>3} {'map':>9} {'vmap':>9} {'map':>10} {'vmap':>10} {'vmap':>6} {'map':>7} {'vmap':>7} "
-          f"{'map':>7} {'vmap':>7}")
+    print(
+        f"{'R':>3} {'compile s':>19} {'run-steps/s':>21} {'map/':>6} {'spread':>15} {'bitwise = alone':>15} "
+        f"{'other':>6}"
+    )
+    print(
+        f"{'':>3} {'map':>9} {'vmap':>9} {'map':>10} {'vmap':>10} {'vmap':>6} {'map':>7} {'vmap':>7} "
+        f"{'map':>7} {'vmap':>7}"
+    )
     for r in rows:
         if "skipped" in r:
             print(f"{r['runs']:>3} skipped: {r['skipped']}")
             continue
         m, v = r["map"], r["vmap"]
-        print(f"{r['runs']:>3} {m['compile_s']:>9.2f} {v['compile_s']:>9.2f} {m['run_steps_per_s']:>10.1f} "
-              f"{v['run_steps_per_s']:>10.1f} {r['map_over_vmap']:>6.2f} {m['timing']['rel_spread']:>7.1%} "
-              f"{v['timing']['rel_spread']:>7.1%} {m['equal_alone']!s:>7} {v['equal_alone']!s:>7} "
-              f"{fmt(r['other_cpu'], '.0%'):>6}")
+        print(
+            f"{r['runs']:>3} {m['compile_s']:>9.2f} {v['compile_s']:>9.2f} {m['run_steps_per_s']:>10.1f} "
+            f"{v['run_steps_per_s']:>10.1f} {r['map_over_vmap']:>6.2f} {m['timing']['rel_spread']:>7.1%} "
+            f"{v['timing']['rel_spread']:>7.1%} {m['equal_alone']!s:>7} {v['equal_alone']!s:>7} "
+            f"{fmt(r['other_cpu'], '.0%'):>6}"
+        )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, nargs="+", default=None,
-                        help="run counts R (default 1 3 6; 1 3 with --smoke); R = 1 is always timed")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run counts R (default 1 3 6; 1 3 with --smoke); R = 1 is always timed",
+    )
     parser.add_argument("--steps", type=int, default=None, help="steps per chunk (default 100; 20 with --smoke)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (after one warm-up call each)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/batching_bench.json"))
@@ -121,8 +142,11 @@ def main(argv=None) -> None:
     cfg = replace(SMOKE, batch_size=64) if args.smoke else PRESETS["quick"]
     run_counts = sorted({1, *(args.runs or ([1, 3] if args.smoke else [1, 3, 6]))})
     steps = args.steps or (20 if args.smoke else 100)
-    print(f"batching: {'smoke' if args.smoke else 'quick'} config, batch {cfg.batch_size}, widths {cfg.widths}, "
-          f"{steps} steps per chunk, {args.repeats} rounds, {engine.mesh().size} device(s)", flush=True)
+    print(
+        f"batching: {'smoke' if args.smoke else 'quick'} config, batch {cfg.batch_size}, widths {cfg.widths}, "
+        f"{steps} steps per chunk, {args.repeats} rounds, {engine.mesh().size} device(s)",
+        flush=True,
+    )
     rows, alone, latest = [], None, {}
     for r in run_counts:
         print(f"R={r} ...", end=" ", flush=True)
@@ -142,8 +166,16 @@ def main(argv=None) -> None:
 
     print()
     print_rows(rows)
-    result = {"environment": environment(), "smoke": args.smoke, "config": cfg.to_dict(), "steps_per_call": steps,
-              "repeats": args.repeats, "devices": engine.mesh().size, "reference": REFERENCE, "rows": rows}
+    result = {
+        "environment": environment(),
+        "smoke": args.smoke,
+        "config": cfg.to_dict(),
+        "steps_per_call": steps,
+        "repeats": args.repeats,
+        "devices": engine.mesh().size,
+        "reference": REFERENCE,
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

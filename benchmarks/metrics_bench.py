@@ -116,8 +116,9 @@ def mcc_rows(z, h, repeats: int) -> list[dict]:
             program, compile_s = compiled(ours_fn, *args)
             timing = time_interleaved({"ours": (program, args), "theirs": (theirs_fn, args)}, repeats=repeats)
             ours, theirs = float(program(*args)), float(theirs_fn(*args))
-            rows.append(row(f"mcc_{method}_{kind}", {"compile_s": compile_s, **timing["ours"]}, timing["theirs"],
-                            ours, theirs))
+            rows.append(
+                row(f"mcc_{method}_{kind}", {"compile_s": compile_s, **timing["ours"]}, timing["theirs"], ours, theirs)
+            )
     return rows
 
 
@@ -133,8 +134,15 @@ def batched_row(z, h, runs: int, repeats: int) -> dict:
 
     timing = time_interleaved({"ours": (program, (zs, hs)), "theirs": (theirs_fn, (zs, hs))}, repeats=repeats)
     ours, theirs = np.asarray(program(zs, hs)), theirs_fn(zs, hs)
-    return row(f"mcc_pearson_in x{runs}", {"compile_s": compile_s, **timing["ours"]}, timing["theirs"],
-               float(ours.mean()), float(theirs.mean()), abs_diff=float(np.max(np.abs(ours - theirs))), runs=runs)
+    return row(
+        f"mcc_pearson_in x{runs}",
+        {"compile_s": compile_s, **timing["ours"]},
+        timing["theirs"],
+        float(ours.mean()),
+        float(theirs.mean()),
+        abs_diff=float(np.max(np.abs(ours - theirs))),
+        runs=runs,
+    )
 
 
 def dci_row(z, h, repeats: int) -> dict:
@@ -150,28 +158,44 @@ def dci_row(z, h, repeats: int) -> dict:
 
     timing = time_interleaved({"ours": (ours_fn, args), "theirs": (sklearn_dci, args)}, repeats=repeats)
     ours, theirs = ours_fn(*args), sklearn_dci(*args)
-    return row("dci", {"compile_s": compile_s, **timing["ours"]}, timing["theirs"], ours.tolist(), theirs.tolist(),
-               abs_diff=float(np.max(np.abs(ours - theirs))))
+    return row(
+        "dci",
+        {"compile_s": compile_s, **timing["ours"]},
+        timing["theirs"],
+        ours.tolist(),
+        theirs.tolist(),
+        abs_diff=float(np.max(np.abs(ours - theirs))),
+    )
 
 
 def row(metric, ours, theirs, value_ours, value_theirs, **extra) -> dict:
-    return {"metric": metric, "ours": ours, "theirs": theirs, "speedup": theirs["median_s"] / ours["median_s"],
-            "value_ours": value_ours, "value_theirs": value_theirs,
-            "abs_diff": extra.pop("abs_diff", abs(value_ours - value_theirs) if np.isscalar(value_ours) else None),
-            **extra}
+    return {
+        "metric": metric,
+        "ours": ours,
+        "theirs": theirs,
+        "speedup": theirs["median_s"] / ours["median_s"],
+        "value_ours": value_ours,
+        "value_theirs": value_theirs,
+        "abs_diff": extra.pop("abs_diff", abs(value_ours - value_theirs) if np.isscalar(value_ours) else None),
+        **extra,
+    }
 
 
 def print_table(rows: list[dict], n: int, d: int) -> None:
     print(f"n = {n} samples, {d} latents x {d} codes (float64)")
-    print(f"{'metric':<18} {'compile s':>9} {'first s':>8} {'ours s':>9} {'theirs s':>9} {'speedup':>8} "
-          f"{'value ours':>22} {'value theirs':>22} {'|diff|':>8} {'other_cpu':>9}")
+    print(
+        f"{'metric':<18} {'compile s':>9} {'first s':>8} {'ours s':>9} {'theirs s':>9} {'speedup':>8} "
+        f"{'value ours':>22} {'value theirs':>22} {'|diff|':>8} {'other_cpu':>9}"
+    )
     show = lambda v: f"{v:.4f}" if np.isscalar(v) else "/".join(f"{x:.3f}" for x in v)
     for r in rows:
         other = r["ours"]["other_cpu"]
-        print(f"{r['metric']:<18} {r['ours']['compile_s']:>9.3f} {r['ours']['first_s']:>8.3f} "
-              f"{r['ours']['median_s']:>9.4f} {r['theirs']['median_s']:>9.4f} {r['speedup']:>8.2f} "
-              f"{show(r['value_ours']):>22} {show(r['value_theirs']):>22} {r['abs_diff']:>8.1e} "
-              f"{'n/a' if other is None else f'{other:.2f}':>9}")
+        print(
+            f"{r['metric']:<18} {r['ours']['compile_s']:>9.3f} {r['ours']['first_s']:>8.3f} "
+            f"{r['ours']['median_s']:>9.4f} {r['theirs']['median_s']:>9.4f} {r['speedup']:>8.2f} "
+            f"{show(r['value_ours']):>22} {show(r['value_theirs']):>22} {r['abs_diff']:>8.1e} "
+            f"{'n/a' if other is None else f'{other:.2f}':>9}"
+        )
     print("(dci values are D/C/I; theirs: LassoCV at its default duality-gap tol 1e-4, ours at 1e-12)")
 
 
@@ -196,9 +220,18 @@ def main(argv=None) -> None:
         rows.append(dci_row(z, h, repeats))
     print_table(rows, n, d)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": environment(), "args": vars(args) | {"out": str(args.out)},
-                                    "config": {"n": n, "d_latent": d, "d_code": d, "repeats": repeats},
-                                    "rows": rows}, indent=2, default=str))
+    args.out.write_text(
+        json.dumps(
+            {
+                "environment": environment(),
+                "args": vars(args) | {"out": str(args.out)},
+                "config": {"n": n, "d_latent": d, "d_code": d, "repeats": repeats},
+                "rows": rows,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"wrote {args.out}")
 
 

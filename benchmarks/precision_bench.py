@@ -47,8 +47,14 @@ def bench_precision(cfg: Config, state, steps: int, reference_n: int = 1024) -> 
     row = bench_batch(cfg, state, fn=fn, reference_n=reference_n)
     losses = train_losses(jax.jit(fn), cfg, state, steps, chunk)  # bench_batch compiled it into jit's cache
     last = max(1, steps // 10)
-    return {**row, "train_steps": steps, "first_loss": float(losses[0]), "final_loss": float(losses[-1]),
-            "last_mean_loss": float(losses[-last:].mean()), "last_steps": last}
+    return {
+        **row,
+        "train_steps": steps,
+        "first_loss": float(losses[0]),
+        "final_loss": float(losses[-1]),
+        "last_mean_loss": float(losses[-last:].mean()),
+        "last_steps": last,
+    }
 
 
 def compare(rows: list[dict]) -> None:
@@ -63,18 +69,22 @@ def compare(rows: list[dict]) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'precision':<10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'speedup':>8} {'first loss':>10} "
-          f"{'final loss':>10} {'d final':>9} {'last mean':>10} {'d mean':>9} {'other':>6} {'prog MB':>8} "
-          f"{'dev MB':>7}")
+    print(
+        f"{'precision':<10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'speedup':>8} {'first loss':>10} "
+        f"{'final loss':>10} {'d final':>9} {'last mean':>10} {'d mean':>9} {'other':>6} {'prog MB':>8} "
+        f"{'dev MB':>7}"
+    )
     for r in rows:
         if "skipped" in r:
             print(f"{r['precision']:<10} skipped: {r['skipped']}")
             continue
-        print(f"{r['precision']:<10} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
-              f"{r['steps_per_s']:>8.2f} {fmt(r['speedup'], '.2f'):>8} {r['first_loss']:>10.4f} "
-              f"{r['final_loss']:>10.4f} {fmt(r['final_loss_diff'], '+.2e'):>9} "
-              f"{r['last_mean_loss']:>10.4f} {fmt(r['last_mean_loss_diff'], '+.2e'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
-              f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}")
+        print(
+            f"{r['precision']:<10} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
+            f"{r['steps_per_s']:>8.2f} {fmt(r['speedup'], '.2f'):>8} {r['first_loss']:>10.4f} "
+            f"{r['final_loss']:>10.4f} {fmt(r['final_loss_diff'], '+.2e'):>9} "
+            f"{r['last_mean_loss']:>10.4f} {fmt(r['last_mean_loss_diff'], '+.2e'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
+            f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}"
+        )
 
 
 def main(argv=None) -> None:
@@ -89,16 +99,20 @@ def main(argv=None) -> None:
     batch_size, steps = (64, 128) if args.smoke else (args.batch_size, args.steps)
     state = init_state(preset)
     reference_n = 256 if args.smoke else 1024
-    rows = [{"precision": p, **skip_on_oom(bench_precision, replace(preset, batch_size=batch_size, precision=p),
-                                           state, steps, reference_n)}
-            for p in PRECISIONS]
+    rows = [
+        {
+            "precision": p,
+            **skip_on_oom(
+                bench_precision, replace(preset, batch_size=batch_size, precision=p), state, steps, reference_n
+            ),
+        }
+        for p in PRECISIONS
+    ]
     compare(rows)
 
-    print(f"batch {batch_size}, {steps} training steps from the same state and data; "
-          f"d = difference from float32")
+    print(f"batch {batch_size}, {steps} training steps from the same state and data; d = difference from float32")
     print_table(rows)
-    result = {"environment": environment(), "config": replace(preset, batch_size=batch_size).to_dict(),
-              "rows": rows}
+    result = {"environment": environment(), "config": replace(preset, batch_size=batch_size).to_dict(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -86,10 +86,15 @@ def sklearn_kernel(x, y, x_test, y_test, n_jobs=SKLEARN_JOBS):
 
 def row(name, n, ours, theirs, r2_ours, r2_theirs, **extra) -> dict:
     return {
-        "probe": name, "n": n, "ours": ours, "theirs": theirs,
+        "probe": name,
+        "n": n,
+        "ours": ours,
+        "theirs": theirs,
         "speedup": theirs["median_s"] / ours["median_s"],
-        "r2_ours": r2_ours, "r2_theirs": r2_theirs,
-        "abs_r2_diff": float(np.max(np.abs(np.subtract(r2_ours, r2_theirs)))), **extra,
+        "r2_ours": r2_ours,
+        "r2_theirs": r2_theirs,
+        "abs_r2_diff": float(np.max(np.abs(np.subtract(r2_ours, r2_theirs)))),
+        **extra,
     }
 
 
@@ -107,22 +112,24 @@ def bench_size(n: int, repeats: int, whole_eval: bool, n_jobs=SKLEARN_JOBS) -> l
 
     (r2, params), t_ours = timed(probes.kernel_ridge_r2, *args, **ours)
     (r2_sk, params_sk), t_sk = timed(sklearn_kernel, *args, n_jobs)
-    rows = [row("kernel", n, t_ours, t_sk, r2, r2_sk, params_ours=params, params_theirs=params_sk,
-                theirs_n_jobs=n_jobs)]
+    rows = [
+        row("kernel", n, t_ours, t_sk, r2, r2_sk, params_ours=params, params_theirs=params_sk, theirs_n_jobs=n_jobs)
+    ]
 
     def nystrom(*a):
         return probes.kernel_ridge_r2(*a, approx="nystrom")
 
     (r2_ny, params_ny), t_ny = timed(nystrom, *args, **ours)
-    rows.append(row("nystrom", n, t_ny, t_ours, r2_ny, r2, params_ours=params_ny, params_theirs=params,
-                    rank=probes.NYSTROM_RANK))
+    rows.append(
+        row(
+            "nystrom", n, t_ny, t_ours, r2_ny, r2, params_ours=params_ny, params_theirs=params, rank=probes.NYSTROM_RANK
+        )
+    )
 
     def sklearn_linear(x, y, x_test, y_test):
         return LinearRegression(n_jobs=n_jobs).fit(x, y).score(x_test, y_test)
 
-    (r2_lin, t_lin), (r2_sk_lin, t_sk_lin) = (
-        timed(fit, *args, **ours) for fit in (probes.linear_r2, sklearn_linear)
-    )
+    (r2_lin, t_lin), (r2_sk_lin, t_sk_lin) = (timed(fit, *args, **ours) for fit in (probes.linear_r2, sklearn_linear))
     rows.append(row("linear", n, t_lin, t_sk_lin, r2_lin, r2_sk_lin, theirs_n_jobs=n_jobs))
 
     if whole_eval:
@@ -130,32 +137,52 @@ def bench_size(n: int, repeats: int, whole_eval: bool, n_jobs=SKLEARN_JOBS) -> l
         train_blocks, test_blocks = [b for b, _ in blocks], [b for _, b in blocks]
 
         def ours_eval():
-            return [r for z, z_test in codes
-                    for r in probes.kernel_ridge_r2_blocks(z, train_blocks, z_test, test_blocks)]
+            return [
+                r for z, z_test in codes for r in probes.kernel_ridge_r2_blocks(z, train_blocks, z_test, test_blocks)
+            ]
 
         def sklearn_eval():
             return [sklearn_kernel(z, b, z_test, b_test, n_jobs) for z, z_test in codes for b, b_test in blocks]
 
         (res, t_eval), (res_sk, t_eval_sk) = timed(ours_eval, repeats=1, warmup=1), timed(sklearn_eval)
-        rows.append(row(
-            "whole-eval", n, t_eval, t_eval_sk, [r for r, _ in res], [r for r, _ in res_sk],
-            blocks=list(BLOCKS), params_disagree=sum(p != q for (_, p), (_, q) in zip(res, res_sk)),
-            theirs_n_jobs=n_jobs,
-        ))
+        rows.append(
+            row(
+                "whole-eval",
+                n,
+                t_eval,
+                t_eval_sk,
+                [r for r, _ in res],
+                [r for r, _ in res_sk],
+                blocks=list(BLOCKS),
+                params_disagree=sum(p != q for (_, p), (_, q) in zip(res, res_sk)),
+                theirs_n_jobs=n_jobs,
+            )
+        )
     return rows
 
 
 def print_table(rows: list[dict], n_jobs=SKLEARN_JOBS) -> None:
-    print(f"{'n':>6} {'probe':<11} {'ours s':>8} {'first s':>8} {'theirs s':>9} {'speedup':>8} "
-          f"{'R2 ours':>8} {'R2 theirs':>9} {'|dR2|':>8}  params (ours / theirs)")
+    print(
+        f"{'n':>6} {'probe':<11} {'ours s':>8} {'first s':>8} {'theirs s':>9} {'speedup':>8} "
+        f"{'R2 ours':>8} {'R2 theirs':>9} {'|dR2|':>8}  params (ours / theirs)"
+    )
     for r in rows:
-        params = (f"{r['params_ours']} / {r['params_theirs']}" if "params_ours" in r
-                  else f"{r['params_disagree']} of 10 selections differ" if "params_disagree" in r else "")
-        print(f"{r['n']:>6} {r['probe']:<11} {r['ours']['median_s']:>8.3f} {r['ours']['first_s']:>8.3f} "
-              f"{r['theirs']['median_s']:>9.3f} {r['speedup']:>8.2f} {np.mean(r['r2_ours']):>8.4f} "
-              f"{np.mean(r['r2_theirs']):>9.4f} {r['abs_r2_diff']:>8.1e}  {params}")
-    print("(nystrom compares against our exact probe; whole-eval R2 columns are means over 10 entries; "
-          f"scikit-learn n_jobs={n_jobs})")
+        params = (
+            f"{r['params_ours']} / {r['params_theirs']}"
+            if "params_ours" in r
+            else f"{r['params_disagree']} of 10 selections differ"
+            if "params_disagree" in r
+            else ""
+        )
+        print(
+            f"{r['n']:>6} {r['probe']:<11} {r['ours']['median_s']:>8.3f} {r['ours']['first_s']:>8.3f} "
+            f"{r['theirs']['median_s']:>9.3f} {r['speedup']:>8.2f} {np.mean(r['r2_ours']):>8.4f} "
+            f"{np.mean(r['r2_theirs']):>9.4f} {r['abs_r2_diff']:>8.1e}  {params}"
+        )
+    print(
+        "(nystrom compares against our exact probe; whole-eval R2 columns are means over 10 entries; "
+        f"scikit-learn n_jobs={n_jobs})"
+    )
 
 
 def main(argv=None) -> None:
@@ -164,8 +191,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_bench.json"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whole-eval-max-n", type=int, default=4096)
-    parser.add_argument("--sklearn-jobs", type=int, default=-1,
-                        help="scikit-learn's n_jobs (default -1, every core, as the original; 0 means None)")
+    parser.add_argument(
+        "--sklearn-jobs",
+        type=int,
+        default=-1,
+        help="scikit-learn's n_jobs (default -1, every core, as the original; 0 means None)",
+    )
     parser.add_argument("--smoke", action="store_true", help="n = 256, one repeat: a few seconds")
     args = parser.parse_args(argv)
     n_jobs = args.sklearn_jobs or None
@@ -176,8 +207,13 @@ def main(argv=None) -> None:
         rows += bench_size(n, repeats, whole_eval=n <= args.whole_eval_max_n, n_jobs=n_jobs)
     print_table(rows, n_jobs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": environment(), "args": vars(args) | {"out": str(args.out)},
-                                    "rows": rows}, indent=2, default=str))
+    args.out.write_text(
+        json.dumps(
+            {"environment": environment(), "args": vars(args) | {"out": str(args.out)}, "rows": rows},
+            indent=2,
+            default=str,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -75,9 +75,16 @@ def piece_flops(cfg: Config) -> dict[str, int]:
     b = cfg.batch_size
     encode = 2 * 2 * b * encoder_flops_per_sample(cfg)
     loss = 2 * 2 * b * b * cfg.encoding_size  # two directions of a (B, d) x (d, B) product
-    return {"sample": sample_flops(cfg), "mix": 2 * 2 * b * cfg.n_mixing_layer * 2 * cfg.n_latent ** 2,
-            "encode": encode, "encode_grad": 3 * encode, "loss": loss, "loss_grad": 3 * loss,
-            "update": 0, "step": step_flops(cfg)}
+    return {
+        "sample": sample_flops(cfg),
+        "mix": 2 * 2 * b * cfg.n_mixing_layer * 2 * cfg.n_latent**2,
+        "encode": encode,
+        "encode_grad": 3 * encode,
+        "loss": loss,
+        "loss_grad": 3 * loss,
+        "update": 0,
+        "step": step_flops(cfg),
+    }
 
 
 # --------------------------------------------------------------------------------- pieces
@@ -98,6 +105,7 @@ def pieces(cfg: Config, state: train.TrainState) -> dict[str, tuple]:
         def dummy(p):
             h1, h2 = encode(p, x1, x2)
             return jnp.vdot(h1, g1) + jnp.vdot(h2, g2)
+
         return jax.value_and_grad(dummy)(params)
 
     def loss(h1, h2, hp):
@@ -113,14 +121,16 @@ def pieces(cfg: Config, state: train.TrainState) -> dict[str, tuple]:
     h1, h2 = jax.jit(encode)(state.params, x1, x2)
     g1, g2 = (jax.random.normal(jax.random.PRNGKey(i), h.shape, h.dtype) for i, h in enumerate((h1, h2)))
     _, grads = jax.jit(encode_grad)(state.params, x1, x2, g1, g2)
-    return {"sample": (lambda s, h: train.data(s, cfg, h), (state, hp)),
-            "mix": (mix, (state.truth, positives, negatives)),
-            "encode": (encode, (state.params, x1, x2)),
-            "encode_grad": (encode_grad, (state.params, x1, x2, g1, g2)),
-            "loss": (loss, (h1, h2, hp)),
-            "loss_grad": (jax.value_and_grad(loss, argnums=(0, 1)), (h1, h2, hp)),
-            "update": (update, (state.params, state.opt_state, grads, hp)),
-            "step": (train.make_step(cfg), (state, hp))}
+    return {
+        "sample": (lambda s, h: train.data(s, cfg, h), (state, hp)),
+        "mix": (mix, (state.truth, positives, negatives)),
+        "encode": (encode, (state.params, x1, x2)),
+        "encode_grad": (encode_grad, (state.params, x1, x2, g1, g2)),
+        "loss": (loss, (h1, h2, hp)),
+        "loss_grad": (jax.value_and_grad(loss, argnums=(0, 1)), (h1, h2, hp)),
+        "update": (update, (state.params, state.opt_state, grads, hp)),
+        "step": (train.make_step(cfg), (state, hp)),
+    }
 
 
 def encoder_blocks(rows: int) -> list[tuple[int, int]]:
@@ -146,8 +156,10 @@ def encoder_matmuls(cfg: Config) -> list[dict]:
             if i > 0:
                 found[("input_grad", rows, b, a)] += calls
             found[("weight_grad", a, rows, b)] += calls
-    return [{"kind": kind, "m": m, "k": k, "n": n, "count": count, "flops": 2 * m * k * n}
-            for (kind, m, k, n), count in found.items()]
+    return [
+        {"kind": kind, "m": m, "k": k, "n": n, "count": count, "flops": 2 * m * k * n}
+        for (kind, m, k, n), count in found.items()
+    ]
 
 
 def matmul_program(kind: str, m: int, k: int, n: int):
@@ -260,24 +272,29 @@ def op_view(compiled, args, top: int = 15) -> dict:
         items = sorted(d.items(), key=lambda kv: -kv[1])[:n]
         return [{"name": k, "op_s": v, "share": v / total} for k, v in items]
 
-    return {"wall_s": wall, "threads": len(threads), "op_s": total,
-            "unattributed_s": max(0.0, len(threads) * wall - total),
-            "by_category": ranked(by_category), "by_op_kind": ranked(by_kind, top),
-            "top_sources": ranked(by_source, top)}
+    return {
+        "wall_s": wall,
+        "threads": len(threads),
+        "op_s": total,
+        "unattributed_s": max(0.0, len(threads) * wall - total),
+        "by_category": ranked(by_category),
+        "by_op_kind": ranked(by_kind, top),
+        "top_sources": ranked(by_source, top),
+    }
 
 
 # ------------------------------------------------------------------------------- profile
 
 
-def profile_batch(cfg: Config, state: train.TrainState, repeats: int, squares: tuple[int, ...],
-                  stream_n: int) -> dict:
+def profile_batch(cfg: Config, state: train.TrainState, repeats: int, squares: tuple[int, ...], stream_n: int) -> dict:
     """Pieces, encoder matmul shapes, square matmuls and bandwidth, all timed in the same rounds."""
     programs, compiled, costs, compile_s = {}, {}, {}, {}
     named = dict(pieces(cfg, state))
     matmuls = encoder_matmuls(cfg)
     for mm in matmuls:
         named[f"matmul {mm['kind']} {mm['m']}x{mm['k']}x{mm['n']}"] = matmul_program(
-            mm["kind"], mm["m"], mm["k"], mm["n"])
+            mm["kind"], mm["m"], mm["k"], mm["n"]
+        )
     for n in squares:
         named[f"square {n}"] = matmul_program("forward", n, n, n)
     named["bandwidth"] = bandwidth_program(stream_n)
@@ -290,7 +307,7 @@ def profile_batch(cfg: Config, state: train.TrainState, repeats: int, squares: t
         programs[name] = (compiled[name], args)
     t = time_interleaved(programs, repeats=repeats)
 
-    peaks = {n: 2 * n ** 3 / t[f"square {n}"]["min_s"] for n in squares}
+    peaks = {n: 2 * n**3 / t[f"square {n}"]["min_s"] for n in squares}
     best = max(peaks, key=peaks.get)
     peak = peaks[best]
     bandwidth = 8 * stream_n / t["bandwidth"]["min_s"]
@@ -301,60 +318,98 @@ def profile_batch(cfg: Config, state: train.TrainState, repeats: int, squares: t
     for name in PIECES:
         seconds, cost = t[name]["median_s"], costs[name]
         bpf = cost["bytes"] / cost["flops"] if cost["flops"] and cost["bytes"] is not None else None
-        rows.append({
-            "piece": name, "time_s": seconds, "share_of_step": seconds / step_s,
-            "flops": flops[name], "flops_per_s": flops[name] / seconds if flops[name] else None,
-            "fraction_of_peak": flops[name] / seconds / peak if flops[name] else None,
-            "xla_flops": cost["flops"], "xla_bytes": cost["bytes"], "bytes_per_flop": bpf,
-            "bound": None if bpf is None else ("memory" if bpf > balance else "compute"),
-            "compile_s": compile_s[name], "timing": t[name]})
+        rows.append(
+            {
+                "piece": name,
+                "time_s": seconds,
+                "share_of_step": seconds / step_s,
+                "flops": flops[name],
+                "flops_per_s": flops[name] / seconds if flops[name] else None,
+                "fraction_of_peak": flops[name] / seconds / peak if flops[name] else None,
+                "xla_flops": cost["flops"],
+                "xla_bytes": cost["bytes"],
+                "bytes_per_flop": bpf,
+                "bound": None if bpf is None else ("memory" if bpf > balance else "compute"),
+                "compile_s": compile_s[name],
+                "timing": t[name],
+            }
+        )
     for mm in matmuls:
         name = f"matmul {mm['kind']} {mm['m']}x{mm['k']}x{mm['n']}"
-        mm.update(time_s=t[name]["min_s"], flops_per_s=mm["flops"] / t[name]["min_s"],
-                  fraction_of_peak=mm["flops"] / t[name]["min_s"] / peak)
+        mm.update(
+            time_s=t[name]["min_s"],
+            flops_per_s=mm["flops"] / t[name]["min_s"],
+            fraction_of_peak=mm["flops"] / t[name]["min_s"] / peak,
+        )
     n_encoders = 2  # one pass per modality, also with a shared encoder
     forward_s = n_encoders * sum(mm["count"] * mm["time_s"] for mm in matmuls if mm["kind"] == "forward")
     all_s = n_encoders * sum(mm["count"] * mm["time_s"] for mm in matmuls)
     pieces_sum = sum(t[name]["median_s"] for name in IN_STEP)
     return {
-        "batch_size": cfg.batch_size, "repeats": repeats, "other_cpu": t["step"]["other_cpu"],
-        "reference": {"square_matmul_flops_per_s": {str(n): f for n, f in peaks.items()},
-                      "peak_n": best, "peak_flops_per_s": peak, "bandwidth_bytes_per_s": bandwidth,
-                      "balance_bytes_per_flop": balance, "stream_floats": stream_n},
-        "step_s": step_s, "step_flops": flops["step"], "step_flops_per_s": flops["step"] / step_s,
+        "batch_size": cfg.batch_size,
+        "repeats": repeats,
+        "other_cpu": t["step"]["other_cpu"],
+        "reference": {
+            "square_matmul_flops_per_s": {str(n): f for n, f in peaks.items()},
+            "peak_n": best,
+            "peak_flops_per_s": peak,
+            "bandwidth_bytes_per_s": bandwidth,
+            "balance_bytes_per_flop": balance,
+            "stream_floats": stream_n,
+        },
+        "step_s": step_s,
+        "step_flops": flops["step"],
+        "step_flops_per_s": flops["step"] / step_s,
         "step_fraction_of_peak": flops["step"] / step_s / peak,
-        "pieces_sum_s": pieces_sum, "pieces": rows,
-        "encoder_blocks": [list(b) for b in encoder_blocks(2 * cfg.batch_size)], "encoder_matmuls": matmuls,
-        "encoder_matmul_forward_s": forward_s, "encoder_matmul_s": all_s,
+        "pieces_sum_s": pieces_sum,
+        "pieces": rows,
+        "encoder_blocks": [list(b) for b in encoder_blocks(2 * cfg.batch_size)],
+        "encoder_matmuls": matmuls,
+        "encoder_matmul_forward_s": forward_s,
+        "encoder_matmul_s": all_s,
         "op_view": op_view(compiled["step"], named["step"][1]),
     }
 
 
 def print_batch(r: dict) -> None:
     ref = r["reference"]
-    print(f"\nbatch {r['batch_size']}: step {r['step_s']:.4f} s, {r['step_flops_per_s'] / 1e9:.1f} GFLOP/s = "
-          f"{r['step_fraction_of_peak']:.1%} of the matmul peak {ref['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
-          f"(n={ref['peak_n']}); bandwidth {ref['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, balance "
-          f"{ref['balance_bytes_per_flop']:.3f} B/FLOP; other processes {fmt(r['other_cpu'], '.0%')} of the CPU")
-    print(f"{'piece':<12} {'time s':>9} {'spread':>7} {'of step':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of peak':>8} "
-          f"{'B/FLOP':>7} {'bound':>8}")
+    print(
+        f"\nbatch {r['batch_size']}: step {r['step_s']:.4f} s, {r['step_flops_per_s'] / 1e9:.1f} GFLOP/s = "
+        f"{r['step_fraction_of_peak']:.1%} of the matmul peak {ref['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
+        f"(n={ref['peak_n']}); bandwidth {ref['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, balance "
+        f"{ref['balance_bytes_per_flop']:.3f} B/FLOP; other processes {fmt(r['other_cpu'], '.0%')} of the CPU"
+    )
+    print(
+        f"{'piece':<12} {'time s':>9} {'spread':>7} {'of step':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of peak':>8} "
+        f"{'B/FLOP':>7} {'bound':>8}"
+    )
     for p in r["pieces"]:
-        print(f"{p['piece']:<12} {p['time_s']:>9.4f} {p['timing']['rel_spread']:>7.1%} {p['share_of_step']:>8.1%} "
-              f"{p['flops'] / 1e9:>8.2f} {fmt(p['flops_per_s'] and p['flops_per_s'] / 1e9, '.1f'):>8} "
-              f"{fmt(p['fraction_of_peak'], '.1%'):>8} {fmt(p['bytes_per_flop'], '.3f'):>7} {fmt(p['bound'], ''):>8}")
-    print(f"{'sum':<12} {r['pieces_sum_s']:>9.4f} {'':>7} {r['pieces_sum_s'] / r['step_s']:>8.1%}  "
-          f"(sample + mix + encode_grad + loss_grad + update)")
-    print(f"encoder matmuls alone: forward {r['encoder_matmul_forward_s']:.4f} s, forward + backward "
-          f"{r['encoder_matmul_s']:.4f} s (both encoders, each shape at its own speed):")
+        print(
+            f"{p['piece']:<12} {p['time_s']:>9.4f} {p['timing']['rel_spread']:>7.1%} {p['share_of_step']:>8.1%} "
+            f"{p['flops'] / 1e9:>8.2f} {fmt(p['flops_per_s'] and p['flops_per_s'] / 1e9, '.1f'):>8} "
+            f"{fmt(p['fraction_of_peak'], '.1%'):>8} {fmt(p['bytes_per_flop'], '.3f'):>7} {fmt(p['bound'], ''):>8}"
+        )
+    print(
+        f"{'sum':<12} {r['pieces_sum_s']:>9.4f} {'':>7} {r['pieces_sum_s'] / r['step_s']:>8.1%}  "
+        f"(sample + mix + encode_grad + loss_grad + update)"
+    )
+    print(
+        f"encoder matmuls alone: forward {r['encoder_matmul_forward_s']:.4f} s, forward + backward "
+        f"{r['encoder_matmul_s']:.4f} s (both encoders, each shape at its own speed):"
+    )
     for mm in r["encoder_matmuls"]:
-        print(f"  {mm['kind']:<11} {mm['m']:>6} x {mm['k']:>6} x {mm['n']:>5}  x{mm['count']}  "
-              f"{mm['flops_per_s'] / 1e9:>7.1f} GFLOP/s ({mm['fraction_of_peak']:.0%} of peak)")
+        print(
+            f"  {mm['kind']:<11} {mm['m']:>6} x {mm['k']:>6} x {mm['n']:>5}  x{mm['count']}  "
+            f"{mm['flops_per_s'] / 1e9:>7.1f} GFLOP/s ({mm['fraction_of_peak']:.0%} of peak)"
+        )
     view = r["op_view"]
     if "error" in view:
         print(f"op view: {view['error']}")
         return
-    print(f"XLA op view of one step ({view['threads']} threads, wall {view['wall_s'] * 1e3:.1f} ms, op time "
-          f"{view['op_s'] * 1e3:.1f} ms, unattributed {view['unattributed_s'] * 1e3:.1f} ms):")
+    print(
+        f"XLA op view of one step ({view['threads']} threads, wall {view['wall_s'] * 1e3:.1f} ms, op time "
+        f"{view['op_s'] * 1e3:.1f} ms, unattributed {view['unattributed_s'] * 1e3:.1f} ms):"
+    )
     for c in view["by_category"]:
         print(f"  {c['name']:<26} {c['op_s'] * 1e3:>9.1f} ms {c['share']:>6.1%}")
     print("  top sources:")
@@ -365,15 +420,16 @@ def print_batch(r: dict) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 6144])
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed rounds (default 20 for batches up to 1024, else 3)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds (default 20 for batches up to 1024, else 3)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/profile_bench.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds on a CPU")
     args = parser.parse_args(argv)
 
     preset = SMOKE if args.smoke else PRESETS["paper"]
     batch_sizes = [64] if args.smoke else sorted(args.batch_sizes)
-    squares, stream_n = ((128, 256), 2 ** 20) if args.smoke else ((1024, 2048), 2 ** 25)
+    squares, stream_n = ((128, 256), 2**20) if args.smoke else ((1024, 2048), 2**25)
     state = init_state(preset)
     rows = []
     for b in batch_sizes:

@@ -37,9 +37,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment  # noqa: E402
 
-SCRIPTS = {"train": "train_bench", "precision": "precision_bench", "sweep": "sweep_bench", "probe": "probe_bench",
-           "profile": "profile_bench", "sweep_program": "sweep_program_bench", "batching": "batching_bench",
-           "metrics": "metrics_bench"}
+SCRIPTS = {
+    "train": "train_bench",
+    "precision": "precision_bench",
+    "sweep": "sweep_bench",
+    "probe": "probe_bench",
+    "profile": "profile_bench",
+    "sweep_program": "sweep_program_bench",
+    "batching": "batching_bench",
+    "metrics": "metrics_bench",
+}
 
 
 def run_script(name: str, module_name: str, smoke: bool, tmp: Path) -> dict:
@@ -72,8 +79,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     env = environment()
-    print(f"JAX {env['jax']}, backend {env['backend']}, {env['device_count']} x {env['device_kind']}"
-          f"{', smoke run' if args.smoke else ''}", flush=True)
+    print(
+        f"JAX {env['jax']}, backend {env['backend']}, {env['device_count']} x {env['device_kind']}"
+        f"{', smoke run' if args.smoke else ''}",
+        flush=True,
+    )
     sections = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, module_name in SCRIPTS.items():

@@ -45,18 +45,30 @@ def bench_seeds(cfg: Config, seeds: int, steps: int, repeats: int) -> dict:
     one_hp = hyper(cfg)
     sequential = time_call(lambda: [single(s, one_hp) for s in firsts], repeats=repeats)
     rate = lambda t: seeds * steps / t["median_s"]
-    return {"seeds": seeds, "steps_per_call": steps, "compile_s": vmapped["compile_s"],
-            "vmapped_seed_steps_per_s": rate(vmapped), "sequential_seed_steps_per_s": rate(sequential),
-            "speedup": rate(vmapped) / rate(sequential), "memory": vmapped["memory"],
-            "timing": {"vmapped": {k: v for k, v in vmapped.items() if k != "memory"}, "sequential": sequential}}
+    return {
+        "seeds": seeds,
+        "steps_per_call": steps,
+        "compile_s": vmapped["compile_s"],
+        "vmapped_seed_steps_per_s": rate(vmapped),
+        "sequential_seed_steps_per_s": rate(sequential),
+        "speedup": rate(vmapped) / rate(sequential),
+        "memory": vmapped["memory"],
+        "timing": {"vmapped": {k: v for k, v in vmapped.items() if k != "memory"}, "sequential": sequential},
+    }
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 4, 8, 16],
-                        help="seed counts at the quick preset's size")
-    parser.add_argument("--paper-seeds", type=int, nargs="+", default=None,
-                        help="seed counts at the paper's batch (default 1 2 on CPU, else 1 2 4 8 16)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="seed counts at the quick preset's size"
+    )
+    parser.add_argument(
+        "--paper-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seed counts at the paper's batch (default 1 2 on CPU, else 1 2 4 8 16)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sweep_bench.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds on a CPU")
     args = parser.parse_args(argv)
@@ -66,8 +78,10 @@ def main(argv=None) -> None:
         plans = [("smoke", replace(SMOKE, batch_size=64), [1, 2], 20)]
     else:
         paper_seeds = args.paper_seeds or ([1, 2] if on_cpu else [1, 2, 4, 8, 16])
-        plans = [("quick", PRESETS["quick"], args.seeds, 200),
-                 ("paper", PRESETS["paper"], paper_seeds, 1 if on_cpu else 20)]
+        plans = [
+            ("quick", PRESETS["quick"], args.seeds, 200),
+            ("paper", PRESETS["paper"], paper_seeds, 1 if on_cpu else 20),
+        ]
     results = []
     for name, cfg, seed_counts, steps in plans:
         for s in seed_counts:
@@ -80,9 +94,11 @@ def main(argv=None) -> None:
         if "skipped" in r:
             print(f"{r['config']:>7} {r['batch_size']:>6} {r['seeds']:>5} skipped: {r['skipped']}")
             continue
-        print(f"{r['config']:>7} {r['batch_size']:>6} {r['seeds']:>5} {r['compile_s']:>10.2f} "
-              f"{r['vmapped_seed_steps_per_s']:>12.1f} {r['sequential_seed_steps_per_s']:>12.1f} "
-              f"{r['speedup']:>6.2f}")
+        print(
+            f"{r['config']:>7} {r['batch_size']:>6} {r['seeds']:>5} {r['compile_s']:>10.2f} "
+            f"{r['vmapped_seed_steps_per_s']:>12.1f} {r['sequential_seed_steps_per_s']:>12.1f} "
+            f"{r['speedup']:>6.2f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": environment(), "rows": results}, indent=2))
     print(f"wrote {args.out}")

@@ -54,15 +54,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import (_host_available_bytes, check_fits, environment, program_bytes, skip_on_oom,  # noqa: E402
-                    time_call)
-from train_bench import SMOKE, VENDOR_PEAKS as _TRAIN_VENDOR_PEAKS, fmt, matmul_peak, step_flops  # noqa: E402
+from timing import _host_available_bytes, check_fits, environment, program_bytes, skip_on_oom, time_call  # noqa: E402
+from train_bench import SMOKE, fmt, matmul_peak, step_flops  # noqa: E402
+from train_bench import VENDOR_PEAKS as _TRAIN_VENDOR_PEAKS
 
 from mmident_jax import engine, evaluation, sweep, twoview  # noqa: E402
 from mmident_jax.config import PRECISIONS, Config, replace  # noqa: E402
 from mmident_jax.core import Experiment  # noqa: E402
 from mmident_jax.presets import Setting, SweepPreset, sweep_preset  # noqa: E402
-
 
 PRESET = "table1"
 SWEEP_BATCHING = sweep.Study._field_defaults["batching"]  # how the sweep batches a device's runs by default
@@ -77,8 +76,7 @@ KERNEL_BYTES_PER_N2 = 20.6  # the exact kernel-ridge probe's peak, bytes per n²
 # H200 NVL: FP32 60, TF32 835*, BF16 1,671* (* with sparsity: dense is half). The SXM
 # figures are the H100 SXM's (same GH100 chip and clocks; the H200 changes the memory):
 # 66.9 / 494.7 / 989.4 TFLOP/s dense in the Hopper whitepaper, which `train_bench` uses.
-VENDOR_PEAKS = {**_TRAIN_VENDOR_PEAKS,
-                "NVIDIA H200 NVL": {"float32": 60e12, "tf32": 417.5e12, "bfloat16": 835.5e12}}
+VENDOR_PEAKS = {**_TRAIN_VENDOR_PEAKS, "NVIDIA H200 NVL": {"float32": 60e12, "tf32": 417.5e12, "bfloat16": 835.5e12}}
 
 
 def vendor_peak(device_kind: str, precision: str) -> float | None:
@@ -126,10 +124,18 @@ def describe_groups(smoke: bool) -> list[dict]:
     out = []
     for g, (cfg, runs) in enumerate(sweep.group_runs(twoview.study(preset))):
         settings = dict.fromkeys(run.labels for run in runs)
-        out.append({"group": g, "runs": len(runs), "settings": [dict(labels) for labels in settings],
-                    "seeds": preset.seeds, "train_steps": cfg.train_steps, "n_latent": cfg.n_latent,
-                    "shared_encoder": cfg.shared_encoder,
-                    "run_step_flops": step_flops(shrink(cfg) if smoke else cfg)})
+        out.append(
+            {
+                "group": g,
+                "runs": len(runs),
+                "settings": [dict(labels) for labels in settings],
+                "seeds": preset.seeds,
+                "train_steps": cfg.train_steps,
+                "n_latent": cfg.n_latent,
+                "shared_encoder": cfg.shared_encoder,
+                "run_step_flops": step_flops(shrink(cfg) if smoke else cfg),
+            }
+        )
     return out
 
 
@@ -167,8 +173,11 @@ class Runs:
         init = engine.init_program(experiment, self.batching)
         shapes = jax.eval_shape(init, keys, hp)
         hit = self.cache.get(runs)
-        if hit is None or jax.tree.structure(hit[0]) != jax.tree.structure(shapes) or any(
-                np.shape(a) != b.shape for a, b in zip(jax.tree.leaves(hit[0]), jax.tree.leaves(shapes))):
+        if (
+            hit is None
+            or jax.tree.structure(hit[0]) != jax.tree.structure(shapes)
+            or any(np.shape(a) != b.shape for a, b in zip(jax.tree.leaves(hit[0]), jax.tree.leaves(shapes)))
+        ):
             start = time.perf_counter()
             state = jax.device_get(init(keys, hp))  # as train_runs: built on one device, then placed
             hit = self.cache[runs] = (state, hp, time.perf_counter() - start)
@@ -197,16 +206,30 @@ def bench_row(cfg: Config, runs: int, steps: int, repeats: int, initial, batchin
     peak_after = device_memory().get("peak_bytes_in_use")
     step_s = t["median_s"] / steps
     run_flops = step_flops(cfg)
-    row = {"precision": cfg.precision, "runs": runs, "batching": batching, "steps_per_call": steps,
-           "compile_s": compile_s,
-           "init_s": init_s, "step_s": step_s, "run_step_s": step_s / runs, "run_steps_per_s": runs / step_s,
-           "samples_per_s": runs * cfg.batch_size / step_s, "run_step_flops": run_flops,
-           "step_flops": runs * run_flops, "flops_per_s": runs * run_flops / step_s,
-           "other_cpu": t["other_cpu"], "final_mean_loss": float(losses[:, -1].mean()),
-           "finite": bool(np.all(np.isfinite(losses))),
-           "memory": {"program_bytes": program_bytes(compiled), "device_peak_bytes": peak_after,
-                      "device_peak_is_own": None if peak_after is None else bool(peak_after > (peak_before or 0))},
-           "timing": t}
+    row = {
+        "precision": cfg.precision,
+        "runs": runs,
+        "batching": batching,
+        "steps_per_call": steps,
+        "compile_s": compile_s,
+        "init_s": init_s,
+        "step_s": step_s,
+        "run_step_s": step_s / runs,
+        "run_steps_per_s": runs / step_s,
+        "samples_per_s": runs * cfg.batch_size / step_s,
+        "run_step_flops": run_flops,
+        "step_flops": runs * run_flops,
+        "flops_per_s": runs * run_flops / step_s,
+        "other_cpu": t["other_cpu"],
+        "final_mean_loss": float(losses[:, -1].mean()),
+        "finite": bool(np.all(np.isfinite(losses))),
+        "memory": {
+            "program_bytes": program_bytes(compiled),
+            "device_peak_bytes": peak_after,
+            "device_peak_is_own": None if peak_after is None else bool(peak_after > (peak_before or 0)),
+        },
+        "timing": t,
+    }
     return row, held["state"]
 
 
@@ -245,18 +268,37 @@ def bench_evaluation(state, cfg: Config, batch_size: int, warmup: bool = True) -
     """
     n = EVAL_BATCHES * batch_size
     needed, available = eval_memory_needed(n), available_bytes()
-    info = {"n": n, "num_batches": EVAL_BATCHES, "batch_size": batch_size, "probes": list(EVAL_PROBES),
-            "memory_needed_bytes": needed, "memory_available_bytes": available}
+    info = {
+        "n": n,
+        "num_batches": EVAL_BATCHES,
+        "batch_size": batch_size,
+        "probes": list(EVAL_PROBES),
+        "memory_needed_bytes": needed,
+        "memory_available_bytes": available,
+    }
     if available is not None and needed > available:
-        return {**info, "skipped": f"the kernel probe at n = {n} needs ~{needed / 2**30:.1f} GiB "
-                                   f"({KERNEL_BYTES_PER_N2} n² bytes), {available / 2**30:.1f} GiB available"}
-    t = time_call(lambda: evaluation.evaluate(state, cfg, probes=EVAL_PROBES, num_batches=EVAL_BATCHES,
-                                              batch_size=batch_size), repeats=1, warmup=int(warmup))
+        return {
+            **info,
+            "skipped": f"the kernel probe at n = {n} needs ~{needed / 2**30:.1f} GiB "
+            f"({KERNEL_BYTES_PER_N2} n² bytes), {available / 2**30:.1f} GiB available",
+        }
+    t = time_call(
+        lambda: evaluation.evaluate(state, cfg, probes=EVAL_PROBES, num_batches=EVAL_BATCHES, batch_size=batch_size),
+        repeats=1,
+        warmup=int(warmup),
+    )
     v = time_call(lambda: evaluation.validation_loss(state, cfg), repeats=1, warmup=int(warmup))
-    return {**info, "first_s": t["first_s"], "steady_s": t["median_s"], "validation_loss_first_s": v["first_s"],
-            "validation_loss_s": v["median_s"], "run_s": t["median_s"] + v["median_s"],
-            "steady_includes_compile": not warmup,
-            "device_peak_bytes": device_memory().get("peak_bytes_in_use"), "timing": t}
+    return {
+        **info,
+        "first_s": t["first_s"],
+        "steady_s": t["median_s"],
+        "validation_loss_first_s": v["first_s"],
+        "validation_loss_s": v["median_s"],
+        "run_s": t["median_s"] + v["median_s"],
+        "steady_includes_compile": not warmup,
+        "device_peak_bytes": device_memory().get("peak_bytes_in_use"),
+        "timing": t,
+    }
 
 
 # ----------------------------------------------------------------------------- projection
@@ -289,11 +331,26 @@ def project(rows: list[dict], groups: list[dict], evaluation_figures: dict | Non
     preset = sweep_preset(PRESET)
     n_runs = sum(g["runs"] for g in groups)
     ev = evaluation_figures if evaluation_figures and "steady_s" in evaluation_figures else None
-    eval_s = None if ev is None else (n_runs * ev["run_s"] + len(preset.settings) * max(
-        0.0, ev["first_s"] - ev["steady_s"] + ev["validation_loss_first_s"] - ev["validation_loss_s"]))
-    out = {"preset": PRESET, "settings": len(preset.settings), "seeds": preset.seeds, "runs": n_runs,
-           "group_runs": [g["runs"] for g in groups], "train_steps": groups[0]["train_steps"],
-           "evaluation_s": eval_s, "includes_evaluation": eval_s is not None, "by_precision": {}}
+    eval_s = (
+        None
+        if ev is None
+        else (
+            n_runs * ev["run_s"]
+            + len(preset.settings)
+            * max(0.0, ev["first_s"] - ev["steady_s"] + ev["validation_loss_first_s"] - ev["validation_loss_s"])
+        )
+    )
+    out = {
+        "preset": PRESET,
+        "settings": len(preset.settings),
+        "seeds": preset.seeds,
+        "runs": n_runs,
+        "group_runs": [g["runs"] for g in groups],
+        "train_steps": groups[0]["train_steps"],
+        "evaluation_s": eval_s,
+        "includes_evaluation": eval_s is not None,
+        "by_precision": {},
+    }
     for precision in dict.fromkeys(r["precision"] for r in rows):
         done = [r for r in rows if r["precision"] == precision and "step_s" in r]
         if not done:
@@ -310,8 +367,14 @@ def project(rows: list[dict], groups: list[dict], evaluation_figures: dict | Non
             scaled_s += g["train_steps"] * s * g["run_step_flops"] / timed_run_flops
             overhead_s += 2 * compile_s + init_s
         total = train_s + overhead_s + (eval_s or 0.0)
-        entry = {"groups": per_group, "train_s": train_s, "train_s_flop_scaled": scaled_s,
-                 "compile_and_init_s": overhead_s, "wall_s": total, "wall_h": total / 3600}
+        entry = {
+            "groups": per_group,
+            "train_s": train_s,
+            "train_s_flop_scaled": scaled_s,
+            "compile_and_init_s": overhead_s,
+            "wall_s": total,
+            "wall_h": total / 3600,
+        }
         if n_runs in step:  # every run in one program (needs one program key: R copies of one setting)
             entry["one_program_train_s"] = out["train_steps"] * step[n_runs]
         if 1 in step:  # one run at a time
@@ -353,8 +416,14 @@ def trace_summary(compiled, state, args, top: int = 25, keep: Path | None = None
                     events = list(line.events)
                     if not events:
                         continue
-                    lines.append({"plane": plane.name, "line": line.name, "events": len(events),
-                                  "busy_s": sum(e.duration_ns for e in events) / 1e9})
+                    lines.append(
+                        {
+                            "plane": plane.name,
+                            "line": line.name,
+                            "events": len(events),
+                            "busy_s": sum(e.duration_ns for e in events) / 1e9,
+                        }
+                    )
                     if device:
                         for e in events:
                             kernels.append(e.duration_ns / 1e9)
@@ -366,15 +435,19 @@ def trace_summary(compiled, state, args, top: int = 25, keep: Path | None = None
     if kernels:
         total = sum(kernels)
         summary["device_kernels"] = {
-            "count": len(kernels), "total_s": total, "under_10us": sum(k < 1e-5 for k in kernels),
+            "count": len(kernels),
+            "total_s": total,
+            "under_10us": sum(k < 1e-5 for k in kernels),
             "under_10us_s": sum(k for k in kernels if k < 1e-5),
-            "top": [{"name": n[:160], "s": t, "share": t / total}
-                    for n, t in sorted(names.items(), key=lambda kv: -kv[1])[:top]]}
+            "top": [
+                {"name": n[:160], "s": t, "share": t / total}
+                for n, t in sorted(names.items(), key=lambda kv: -kv[1])[:top]
+            ],
+        }
     return summary, state
 
 
-def profile_program(cfg: Config, runs: int, initial, batching: str, top: int = 25,
-                    keep: Path | None = None) -> dict:
+def profile_program(cfg: Config, runs: int, initial, batching: str, top: int = 25, keep: Path | None = None) -> dict:
     """One step of the `runs`-run program after a warm-up call: the events of its trace (`trace_summary`)
     and XLA's per-op view by source (`profile_bench.op_view`), each from its own call."""
     from profile_bench import op_view
@@ -386,14 +459,23 @@ def profile_program(cfg: Config, runs: int, initial, batching: str, top: int = 2
     state, _ = jax.block_until_ready(compiled(state, *args))
     trace, state = trace_summary(compiled, state, args, top=top, keep=keep)
     view = op_view(compiled, (state, *args), top=top)
-    return {"runs": runs, "precision": cfg.precision, "batching": batching, "steps": 1,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "run_step_flops": step_flops(cfg), "trace": trace, **view}
+    return {
+        "runs": runs,
+        "precision": cfg.precision,
+        "batching": batching,
+        "steps": 1,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "run_step_flops": step_flops(cfg),
+        "trace": trace,
+        **view,
+    }
 
 
 def print_profile(p: dict) -> None:
-    print(f"\none step of the R = {p['runs']} {p['precision']} program, batching {p['batching']} "
-          f"(XLA_FLAGS={p['xla_flags']!r})")
+    print(
+        f"\none step of the R = {p['runs']} {p['precision']} program, batching {p['batching']} "
+        f"(XLA_FLAGS={p['xla_flags']!r})"
+    )
     trace = p["trace"]
     if "error" in trace:
         print(f"trace: {trace['error']}")
@@ -403,15 +485,19 @@ def print_profile(p: dict) -> None:
             print(f"  {x['plane'][:30]:<30} {x['line'][:30]:<30} {x['events']:>7} events {x['busy_s'] * 1e3:>9.2f} ms")
         k = trace.get("device_kernels")
         if k:
-            print(f"device kernels: {k['count']} in {k['total_s'] * 1e3:.2f} ms; {k['under_10us']} under 10 µs "
-                  f"({k['under_10us_s'] * 1e3:.2f} ms); longest:")
+            print(
+                f"device kernels: {k['count']} in {k['total_s'] * 1e3:.2f} ms; {k['under_10us']} under 10 µs "
+                f"({k['under_10us_s'] * 1e3:.2f} ms); longest:"
+            )
             for x in k["top"]:
                 print(f"  {x['name'][:72]:<72} {x['s'] * 1e3:>9.3f} ms {x['share']:>6.1%}")
     if "error" in p:
         print(f"op view: {p['error']}")
         return
-    print(f"XLA op view ({p['threads']} threads/streams, wall {p['wall_s'] * 1e3:.2f} ms, "
-          f"op time {p['op_s'] * 1e3:.2f} ms):")
+    print(
+        f"XLA op view ({p['threads']} threads/streams, wall {p['wall_s'] * 1e3:.2f} ms, "
+        f"op time {p['op_s'] * 1e3:.2f} ms):"
+    )
     for c in p["by_category"]:
         print(f"  {c['name']:<26} {c['op_s'] * 1e3:>9.3f} ms {c['share']:>6.1%}")
     print("  by op kind:")
@@ -426,25 +512,31 @@ def print_profile(p: dict) -> None:
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'prec':>8} {'R':>3} {'compile s':>9} {'init s':>7} {'step s':>9} {'spread':>7} {'run-steps/s':>11} "
-          f"{'samples/s':>10} {'TFLOP/s':>8} {'of fp32':>8} {'of vendor':>9} {'vs seq':>7} {'prog MB':>9} "
-          f"{'dev MB':>9}")
+    print(
+        f"{'prec':>8} {'R':>3} {'compile s':>9} {'init s':>7} {'step s':>9} {'spread':>7} {'run-steps/s':>11} "
+        f"{'samples/s':>10} {'TFLOP/s':>8} {'of fp32':>8} {'of vendor':>9} {'vs seq':>7} {'prog MB':>9} "
+        f"{'dev MB':>9}"
+    )
     for r in rows:
         if "skipped" in r:
             print(f"{r['precision']:>8} {r['runs']:>3} skipped: {r['skipped']}")
             continue
         mb = lambda b: fmt(None if b is None else b / 2**20, ".0f")
-        print(f"{r['precision']:>8} {r['runs']:>3} {r['compile_s']:>9.2f} {r['init_s']:>7.2f} {r['step_s']:>9.5f} "
-              f"{r['timing']['rel_spread']:>7.1%} {r['run_steps_per_s']:>11.2f} {r['samples_per_s']:>10.0f} "
-              f"{r['flops_per_s'] / 1e12:>8.3f} {fmt(r.get('fraction_of_fp32_matmul_peak'), '.1%'):>8} "
-              f"{fmt(r.get('fraction_of_vendor_peak'), '.1%'):>9} {fmt(r.get('speedup_vs_sequential'), '.2f'):>7} "
-              f"{mb(r['memory']['program_bytes']):>9} {mb(r['memory']['device_peak_bytes']):>9}")
+        print(
+            f"{r['precision']:>8} {r['runs']:>3} {r['compile_s']:>9.2f} {r['init_s']:>7.2f} {r['step_s']:>9.5f} "
+            f"{r['timing']['rel_spread']:>7.1%} {r['run_steps_per_s']:>11.2f} {r['samples_per_s']:>10.0f} "
+            f"{r['flops_per_s'] / 1e12:>8.3f} {fmt(r.get('fraction_of_fp32_matmul_peak'), '.1%'):>8} "
+            f"{fmt(r.get('fraction_of_vendor_peak'), '.1%'):>9} {fmt(r.get('speedup_vs_sequential'), '.2f'):>7} "
+            f"{mb(r['memory']['program_bytes']):>9} {mb(r['memory']['device_peak_bytes']):>9}"
+        )
 
 
 def print_projection(p: dict) -> None:
     ev = "not included" if p["evaluation_s"] is None else f"{p['evaluation_s'] / 3600:.2f} h"
-    print(f"\nprojected `mmident-jax sweep --preset {p['preset']}`: {p['runs']} runs x {p['train_steps']:,} steps "
-          f"in groups of {p['group_runs']}; evaluation {ev}")
+    print(
+        f"\nprojected `mmident-jax sweep --preset {p['preset']}`: {p['runs']} runs x {p['train_steps']:,} steps "
+        f"in groups of {p['group_runs']}; evaluation {ev}"
+    )
     for precision, e in p["by_precision"].items():
         extra = ""
         if "sequential_train_s" in e:
@@ -453,8 +545,10 @@ def print_projection(p: dict) -> None:
             extra += f", all {p['runs']} in one program {e['one_program_train_s'] / 3600:.1f} h"
         if "speedup_one_program_vs_sequential" in e:
             extra += f" (x{e['speedup_one_program_vs_sequential']:.2f} over one at a time)"
-        print(f"  {precision:>8}: {e['wall_h']:.2f} h (training {e['train_s'] / 3600:.2f} h, FLOP-scaled "
-              f"{e['train_s_flop_scaled'] / 3600:.2f} h; compile + init {e['compile_and_init_s']:.0f} s{extra})")
+        print(
+            f"  {precision:>8}: {e['wall_h']:.2f} h (training {e['train_s'] / 3600:.2f} h, FLOP-scaled "
+            f"{e['train_s_flop_scaled'] / 3600:.2f} h; compile + init {e['compile_and_init_s']:.0f} s{extra})"
+        )
     if "best" in p:
         print(f"  best: {p['best']['precision']}, {p['best']['wall_h']:.2f} h")
 
@@ -480,35 +574,76 @@ def parse_plan(text: str) -> list[tuple[str, int]]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default=None, help="R values, comma-separated (default 1,3,10,30; "
-                        "1,3 on a CPU and in smoke runs)")
-    parser.add_argument("--precisions", default=None, help="comma-separated (default float32,tf32,bfloat16; "
-                        "float32 on a CPU, float32,bfloat16 in smoke runs)")
-    parser.add_argument("--plan", default=None, help="PRECISION:R,... in the order to run them (overrides "
-                        "--runs/--precisions; '' for none)")
-    parser.add_argument("--batching", choices=engine.BATCHING, default=SWEEP_BATCHING,
-                        help=f"how each device computes its runs (default {SWEEP_BATCHING!r}, as the sweep)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per timed chunk (default 10; 1 on a "
-                        f"CPU; {SMOKE_STEPS} in smoke runs)")
+    parser.add_argument(
+        "--runs", default=None, help="R values, comma-separated (default 1,3,10,30; 1,3 on a CPU and in smoke runs)"
+    )
+    parser.add_argument(
+        "--precisions",
+        default=None,
+        help="comma-separated (default float32,tf32,bfloat16; float32 on a CPU, float32,bfloat16 in smoke runs)",
+    )
+    parser.add_argument(
+        "--plan",
+        default=None,
+        help="PRECISION:R,... in the order to run them (overrides --runs/--precisions; '' for none)",
+    )
+    parser.add_argument(
+        "--batching",
+        choices=engine.BATCHING,
+        default=SWEEP_BATCHING,
+        help=f"how each device computes its runs (default {SWEEP_BATCHING!r}, as the sweep)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"steps per timed chunk (default 10; 1 on a CPU; {SMOKE_STEPS} in smoke runs)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks per row (after one warm-up)")
-    parser.add_argument("--eval", action=argparse.BooleanOptionalAction, default=None,
-                        help="time the evaluation of one run (default: on, except outside smoke runs on a CPU, "
-                             "where n = 20,480 takes tens of minutes)")
-    parser.add_argument("--budget-s", type=float, default=None,
-                        help="skip rows that would end later than this many seconds after the start "
-                             "(minus --eval-reserve-s)")
-    parser.add_argument("--eval-reserve-s", type=float, default=None,
-                        help="seconds of the budget kept for the evaluation (default 120; 0 in smoke runs)")
-    parser.add_argument("--profile", default=None, metavar="R:PRECISION",
-                        help="trace one step of that program and add its op view (e.g. 10:float32)")
+    parser.add_argument(
+        "--eval",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time the evaluation of one run (default: on, except outside smoke runs on a CPU, "
+        "where n = 20,480 takes tens of minutes)",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="skip rows that would end later than this many seconds after the start (minus --eval-reserve-s)",
+    )
+    parser.add_argument(
+        "--eval-reserve-s",
+        type=float,
+        default=None,
+        help="seconds of the budget kept for the evaluation (default 120; 0 in smoke runs)",
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="R:PRECISION",
+        help="trace one step of that program and add its op view (e.g. 10:float32)",
+    )
     parser.add_argument("--profile-text", type=Path, default=None, help="also write the profile's tables here")
-    parser.add_argument("--keep-trace", type=Path, default=None,
-                        help="copy the profile's raw trace (.xplane.pb) here if it is at most 15 MiB")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file (default benchmarks/results/sweep_program_<backend>[_smoke].json)")
-    parser.add_argument("--eval-batch-size", type=int, default=None,
-                        help=f"samples per evaluation batch (default {evaluation.BATCH_SIZE}; "
-                             f"{SMOKE_EVAL_BATCH} in smoke runs)")
+    parser.add_argument(
+        "--keep-trace",
+        type=Path,
+        default=None,
+        help="copy the profile's raw trace (.xplane.pb) here if it is at most 15 MiB",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON file (default benchmarks/results/sweep_program_<backend>[_smoke].json)",
+    )
+    parser.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=None,
+        help=f"samples per evaluation batch (default {evaluation.BATCH_SIZE}; {SMOKE_EVAL_BATCH} in smoke runs)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds on a CPU")
     args = parser.parse_args(argv)
 
@@ -518,27 +653,47 @@ def main(argv=None) -> None:
     out = args.out or Path(f"benchmarks/results/sweep_program_{backend}{'_smoke' if args.smoke else ''}.json")
     small = on_cpu_full or args.smoke  # each program takes seconds to compile on a CPU, even at smoke size
     runs = [int(r) for r in (args.runs or ("1,3" if small else "1,3,10,30")).split(",")]
-    precisions = (args.precisions or ("float32,bfloat16" if args.smoke else "float32" if on_cpu_full
-                                      else ",".join(PRECISIONS))).split(",")
-    plan = parse_plan(args.plan) if args.plan is not None else parse_plan(
-        ",".join(f"{p}:{r}" for p in precisions for r in runs))
+    precisions = (
+        args.precisions or ("float32,bfloat16" if args.smoke else "float32" if on_cpu_full else ",".join(PRECISIONS))
+    ).split(",")
+    plan = (
+        parse_plan(args.plan)
+        if args.plan is not None
+        else parse_plan(",".join(f"{p}:{r}" for p in precisions for r in runs))
+    )
     steps = args.steps or (SMOKE_STEPS if args.smoke else 1 if backend == "cpu" else 10)
     do_eval = args.eval if args.eval is not None else not on_cpu_full
-    reserve = 0.0 if not do_eval else (args.eval_reserve_s if args.eval_reserve_s is not None
-                                       else 0.0 if args.smoke else 120.0)
+    reserve = (
+        0.0
+        if not do_eval
+        else (args.eval_reserve_s if args.eval_reserve_s is not None else 0.0 if args.smoke else 120.0)
+    )
     eval_batch = args.eval_batch_size or (SMOKE_EVAL_BATCH if args.smoke else evaluation.BATCH_SIZE)
     setting, base = table1_setting(args.smoke)
     device_kind = jax.devices()[0].device_kind
     groups = describe_groups(args.smoke)
 
-    result = {"environment": environment(), "smoke": args.smoke, "config": base.to_dict(),
-              "timed_setting": setting.labels(),
-              "args": {"plan": [f"{p}:{r}" for p, r in plan], "batching": args.batching, "steps_per_call": steps,
-                       "repeats": args.repeats,
-                       "eval": do_eval, "budget_s": args.budget_s, "eval_reserve_s": reserve},
-              "table1_groups": groups,
-              "vendor_peaks_flops_per_s": {p: vendor_peak(device_kind, p) for p in PRECISIONS},
-              "matmul_peaks": {}, "rows": [], "evaluation": None, "projection": None}
+    result = {
+        "environment": environment(),
+        "smoke": args.smoke,
+        "config": base.to_dict(),
+        "timed_setting": setting.labels(),
+        "args": {
+            "plan": [f"{p}:{r}" for p, r in plan],
+            "batching": args.batching,
+            "steps_per_call": steps,
+            "repeats": args.repeats,
+            "eval": do_eval,
+            "budget_s": args.budget_s,
+            "eval_reserve_s": reserve,
+        },
+        "table1_groups": groups,
+        "vendor_peaks_flops_per_s": {p: vendor_peak(device_kind, p) for p in PRECISIONS},
+        "matmul_peaks": {},
+        "rows": [],
+        "evaluation": None,
+        "projection": None,
+    }
 
     def save():
         add_speedups(result["rows"])
@@ -546,9 +701,11 @@ def main(argv=None) -> None:
         result["elapsed_s"] = time.perf_counter() - start
         write_json(out, result)
 
-    print(f"sweep program: {setting.labels()} x R seeds, batch {base.batch_size}, widths {base.widths}, "
-          f"{steps} steps per chunk, batching {args.batching}; table1 groups (runs): {[g['runs'] for g in groups]}",
-          flush=True)
+    print(
+        f"sweep program: {setting.labels()} x R seeds, batch {base.batch_size}, widths {base.widths}, "
+        f"{steps} steps per chunk, batching {args.batching}; table1 groups (runs): {[g['runs'] for g in groups]}",
+        flush=True,
+    )
     peak_max_n = 512 if args.smoke else 16384
     peaks = result["matmul_peaks"]
     if plan:
@@ -561,8 +718,13 @@ def main(argv=None) -> None:
             timed_runs = max((x["runs"] for x in result["rows"] if "step_s" in x), default=1)
             guess = max(done_s, default=0.0) * max(1.0, r / timed_runs)  # the longest row so far, scaled to R
             if elapsed + guess > args.budget_s - reserve:
-                result["rows"].append({**label, "skipped": f"time budget ({elapsed:.0f} s used, this row "
-                                                           f"~{guess:.0f} s, {args.budget_s:.0f} s budget)"})
+                result["rows"].append(
+                    {
+                        **label,
+                        "skipped": f"time budget ({elapsed:.0f} s used, this row "
+                        f"~{guess:.0f} s, {args.budget_s:.0f} s budget)",
+                    }
+                )
                 print(f"{precision} R={r}: skipped (time budget)", flush=True)
                 save()
                 continue
@@ -596,16 +758,24 @@ def main(argv=None) -> None:
             result["evaluation"] = {"skipped": "no trained state (every row was skipped)"}
         else:
             print("evaluation of one run ...", end=" ", flush=True)
-            result["evaluation"] = {"precision": eval_state[1].precision,
-                                    **skip_on_oom(bench_evaluation, eval_state[0], eval_state[1], eval_batch,
-                                                 warmup=not args.smoke)}
+            result["evaluation"] = {
+                "precision": eval_state[1].precision,
+                **skip_on_oom(bench_evaluation, eval_state[0], eval_state[1], eval_batch, warmup=not args.smoke),
+            }
             e = result["evaluation"]
-            print(f"skipped: {e['skipped']}" if "skipped" in e else
-                  f"{e['steady_s']:.2f} s (first {e['first_s']:.2f} s), validation loss {e['validation_loss_s']:.3f} s",
-                  flush=True)
+            print(
+                f"skipped: {e['skipped']}"
+                if "skipped" in e
+                else f"{e['steady_s']:.2f} s (first {e['first_s']:.2f} s), "
+                f"validation loss {e['validation_loss_s']:.3f} s",
+                flush=True,
+            )
     elif plan:
-        result["evaluation"] = {"skipped": "--no-eval" if args.eval is False else
-                                "CPU: the paper's evaluation (n = 20,480) runs in smoke size only here (--eval forces it)"}
+        result["evaluation"] = {
+            "skipped": "--no-eval"
+            if args.eval is False
+            else "CPU: the paper's evaluation (n = 20,480) runs in smoke size only here (--eval forces it)"
+        }
     eval_state = None
     save()
 
@@ -613,10 +783,18 @@ def main(argv=None) -> None:
         r_text, precision = args.profile.split(":")
         cfg = replace(base, precision=precision)
         print(f"profile {precision} R={r_text} ...", flush=True)
-        result["profile"] = {"runs": int(r_text), "precision": precision,
-                             **skip_on_oom(profile_program, cfg, int(r_text),
-                                           Runs(args.batching).get(cfg, int(r_text)), args.batching,
-                                           keep=args.keep_trace)}
+        result["profile"] = {
+            "runs": int(r_text),
+            "precision": precision,
+            **skip_on_oom(
+                profile_program,
+                cfg,
+                int(r_text),
+                Runs(args.batching).get(cfg, int(r_text)),
+                args.batching,
+                keep=args.keep_trace,
+            ),
+        }
         save()
 
     print()
@@ -624,8 +802,10 @@ def main(argv=None) -> None:
         print_rows(result["rows"])
     if result["evaluation"] and "steady_s" in result["evaluation"]:
         e = result["evaluation"]
-        print(f"evaluation of one run (n = {e['n']}, {'+'.join(e['probes'])}, both encoders): {e['steady_s']:.2f} s "
-              f"(first call {e['first_s']:.2f} s), validation loss {e['validation_loss_s']:.3f} s")
+        print(
+            f"evaluation of one run (n = {e['n']}, {'+'.join(e['probes'])}, both encoders): {e['steady_s']:.2f} s "
+            f"(first call {e['first_s']:.2f} s), validation loss {e['validation_loss_s']:.3f} s"
+        )
     elif result["evaluation"]:
         print(f"evaluation: skipped: {result['evaluation']['skipped']}")
     if result["projection"]["by_precision"]:

@@ -24,8 +24,13 @@ import jax
 
 def _summary(times: list[float]) -> dict:
     median = statistics.median(times)
-    return {"median_s": median, "min_s": min(times), "max_s": max(times),
-            "rel_spread": (max(times) - min(times)) / median, "repeats": len(times)}
+    return {
+        "median_s": median,
+        "min_s": min(times),
+        "max_s": max(times),
+        "rel_spread": (max(times) - min(times)) / median,
+        "repeats": len(times),
+    }
 
 
 def _clock_ticks() -> int:
@@ -77,6 +82,7 @@ def time_call(fn, *args, repeats: int = 3, warmup: int = 1) -> dict:
     With ``warmup=0`` the first call is also one of the ``repeats``. ``other_cpu`` is
     `CpuLoad`'s share of the CPU other processes took during the timed calls.
     """
+
     def timed() -> float:
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
@@ -96,6 +102,7 @@ def time_interleaved(programs: dict, repeats: int = 3, warmup: int = 1) -> dict:
     (another job starting on a shared CPU) hits every program alike. Returns
     ``{name: time_call's figures}``; ``other_cpu`` covers all the rounds.
     """
+
     def timed(fn, args) -> float:
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
@@ -107,8 +114,9 @@ def time_interleaved(programs: dict, repeats: int = 3, warmup: int = 1) -> dict:
         for _ in range(repeats):
             for name, (fn, args) in programs.items():
                 times[name].append(timed(fn, args))
-    return {name: {"first_s": (first[name] or t)[0], **_summary(t), "other_cpu": load.other}
-            for name, t in times.items()}
+    return {
+        name: {"first_s": (first[name] or t)[0], **_summary(t), "other_cpu": load.other} for name, t in times.items()
+    }
 
 
 def time_jax(fn, *args, repeats: int = 5, reference: tuple | None = None) -> dict:
@@ -128,9 +136,10 @@ def time_jax(fn, *args, repeats: int = 5, reference: tuple | None = None) -> dic
         timing = time_call(compiled, *args, repeats=repeats, warmup=1)
     else:
         ref_fn, ref_args = reference
-        both = time_interleaved({"program": (compiled, args),
-                                 "reference": (jax.jit(ref_fn).lower(*ref_args).compile(), ref_args)},
-                                repeats=repeats)
+        both = time_interleaved(
+            {"program": (compiled, args), "reference": (jax.jit(ref_fn).lower(*ref_args).compile(), ref_args)},
+            repeats=repeats,
+        )
         timing = {**both["program"], "reference": both["reference"]}
     return {"compile_s": compile_s, **timing, "memory": memory(compiled)}
 
@@ -140,8 +149,7 @@ def program_bytes(compiled) -> int | None:
     m = compiled.memory_analysis()
     if m is None:
         return None
-    return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-            - m.alias_size_in_bytes)
+    return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
 
 
 def memory(compiled) -> dict:
@@ -153,8 +161,10 @@ def memory(compiled) -> dict:
     backend keeps no statistics (CPU).
     """
     stats = jax.devices()[0].memory_stats()
-    return {"program_bytes": program_bytes(compiled),
-            "device_peak_bytes": None if stats is None else stats.get("peak_bytes_in_use")}
+    return {
+        "program_bytes": program_bytes(compiled),
+        "device_peak_bytes": None if stats is None else stats.get("peak_bytes_in_use"),
+    }
 
 
 def _host_available_bytes() -> int | None:

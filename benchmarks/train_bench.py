@@ -80,7 +80,7 @@ def step_flops(cfg: Config) -> int:
     b = cfg.batch_size
     encoders = 3 * 2 * 2 * b * encoder_flops_per_sample(cfg)
     distances = 3 * 2 * 2 * b * b * cfg.encoding_size
-    mixing = 2 * 2 * b * cfg.n_mixing_layer * 2 * cfg.n_latent ** 2
+    mixing = 2 * 2 * b * cfg.n_mixing_layer * 2 * cfg.n_latent**2
     return encoders + distances + mixing
 
 
@@ -96,8 +96,7 @@ def reference_matmul(precision: str, n: int):
     return product, (a, a)
 
 
-def matmul_peak(precision: str = "float32", max_n: int = 16384, enough_s: float = 0.5,
-                repeats: int = 5) -> dict:
+def matmul_peak(precision: str = "float32", max_n: int = 16384, enough_s: float = 0.5, repeats: int = 5) -> dict:
     """FLOP/s of square matmuls in `precision` (as the encoders compute); the best is the reference peak.
 
     n doubles from 256 until one product takes `enough_s` (so dispatch overhead does not
@@ -107,13 +106,18 @@ def matmul_peak(precision: str = "float32", max_n: int = 16384, enough_s: float 
     while True:
         fn, args = reference_matmul(precision, n)
         t = time_jax(fn, *args, repeats=repeats)
-        by_size[n], other[n] = 2 * n ** 3 / t["min_s"], t["other_cpu"]
+        by_size[n], other[n] = 2 * n**3 / t["min_s"], t["other_cpu"]
         if t["min_s"] >= enough_s or n >= max_n:
             break
         n *= 2
     best = max(by_size, key=by_size.get)
-    return {"precision": precision, "n": best, "flops_per_s": by_size[best], "flops_per_s_by_n": by_size,
-            "other_cpu_by_n": other}
+    return {
+        "precision": precision,
+        "n": best,
+        "flops_per_s": by_size[best],
+        "flops_per_s_by_n": by_size,
+        "other_cpu_by_n": other,
+    }
 
 
 @functools.cache
@@ -149,14 +153,23 @@ def throughput(cfg: Config, steps: int, t: dict) -> dict:
     """
     per_step = t["median_s"] / steps
     flops = step_flops(cfg)
-    row = {"batch_size": cfg.batch_size, "precision": cfg.precision, "steps_per_call": steps,
-           "compile_s": t["compile_s"], "step_s": per_step, "steps_per_s": 1 / per_step,
-           "samples_per_s": cfg.batch_size / per_step, "step_flops": flops, "flops_per_s": flops / per_step,
-           "other_cpu": t["other_cpu"], "memory": t["memory"],
-           "timing": {k: v for k, v in t.items() if k not in ("memory", "reference", "reference_n")}}
+    row = {
+        "batch_size": cfg.batch_size,
+        "precision": cfg.precision,
+        "steps_per_call": steps,
+        "compile_s": t["compile_s"],
+        "step_s": per_step,
+        "steps_per_s": 1 / per_step,
+        "samples_per_s": cfg.batch_size / per_step,
+        "step_flops": flops,
+        "flops_per_s": flops / per_step,
+        "other_cpu": t["other_cpu"],
+        "memory": t["memory"],
+        "timing": {k: v for k, v in t.items() if k not in ("memory", "reference", "reference_n")},
+    }
     if "reference" in t:
         n, ref = t["reference_n"], t["reference"]
-        row["reference_matmul"] = {"n": n, "flops_per_s": 2 * n ** 3 / ref["median_s"], "timing": ref}
+        row["reference_matmul"] = {"n": n, "flops_per_s": 2 * n**3 / ref["median_s"], "timing": ref}
         row["fraction_of_reference"] = row["flops_per_s"] / row["reference_matmul"]["flops_per_s"]
     return row
 
@@ -185,17 +198,21 @@ def megabytes(n: int | None) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'batch':>6} {'compile s':>10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'samples/s':>10} "
-          f"{'GFLOP/s':>8} {'of peak':>8} {'of ref':>7} {'of vendor':>9} {'other':>6} {'prog MB':>8} {'dev MB':>7}")
+    print(
+        f"{'batch':>6} {'compile s':>10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'samples/s':>10} "
+        f"{'GFLOP/s':>8} {'of peak':>8} {'of ref':>7} {'of vendor':>9} {'other':>6} {'prog MB':>8} {'dev MB':>7}"
+    )
     for r in rows:
         if "skipped" in r:
             print(f"{r['batch_size']:>6} skipped: {r['skipped']}")
             continue
-        print(f"{r['batch_size']:>6} {r['compile_s']:>10.2f} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
-              f"{r['steps_per_s']:>8.2f} {r['samples_per_s']:>10.0f} {r['flops_per_s'] / 1e9:>8.1f} "
-              f"{r['fraction_of_matmul_peak']:>8.1%} {fmt(r.get('fraction_of_reference'), '.1%'):>7} "
-              f"{fmt(r['fraction_of_vendor_peak'], '.1%'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
-              f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}")
+        print(
+            f"{r['batch_size']:>6} {r['compile_s']:>10.2f} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
+            f"{r['steps_per_s']:>8.2f} {r['samples_per_s']:>10.0f} {r['flops_per_s'] / 1e9:>8.1f} "
+            f"{r['fraction_of_matmul_peak']:>8.1%} {fmt(r.get('fraction_of_reference'), '.1%'):>7} "
+            f"{fmt(r['fraction_of_vendor_peak'], '.1%'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
+            f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}"
+        )
 
 
 def main(argv=None) -> None:
@@ -212,8 +229,10 @@ def main(argv=None) -> None:
     truth = time_call(jax.jit(lambda k: train.init_truth(k, base)), jax.random.PRNGKey(0), repeats=3)
     state = init_state(preset)
     reference_n = 256 if args.smoke else 1024
-    rows = [{"batch_size": b, **skip_on_oom(bench_batch, replace(base, batch_size=b), state, reference_n=reference_n)}
-            for b in batch_sizes]
+    rows = [
+        {"batch_size": b, **skip_on_oom(bench_batch, replace(base, batch_size=b), state, reference_n=reference_n)}
+        for b in batch_sizes
+    ]
     # After the batches, so that each batch's device memory high-water mark is its own.
     peak = matmul_peak(args.precision, max_n=512 if args.smoke else 16384)
     vendor = vendor_peak(jax.devices()[0].device_kind, args.precision)
@@ -222,14 +241,24 @@ def main(argv=None) -> None:
             r["fraction_of_matmul_peak"] = r["flops_per_s"] / peak["flops_per_s"]
             r["fraction_of_vendor_peak"] = None if vendor is None else r["flops_per_s"] / vendor
 
-    print(f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}x{peak['n']} {args.precision}, "
-          f"other processes {fmt(peak['other_cpu_by_n'][peak['n']], '.0%')} of the CPU); "
-          f"vendor peak: {'unknown' if vendor is None else f'{vendor / 1e12:.1f} TFLOP/s'}")
-    print(f"ground truth (latents + 2 mixers): first call {truth['first_s']:.2f} s (with compile), "
-          f"then {truth['median_s']:.3f} s")
+    print(
+        f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}x{peak['n']} {args.precision}, "
+        f"other processes {fmt(peak['other_cpu_by_n'][peak['n']], '.0%')} of the CPU); "
+        f"vendor peak: {'unknown' if vendor is None else f'{vendor / 1e12:.1f} TFLOP/s'}"
+    )
+    print(
+        f"ground truth (latents + 2 mixers): first call {truth['first_s']:.2f} s (with compile), "
+        f"then {truth['median_s']:.3f} s"
+    )
     print_table(rows)
-    result = {"environment": environment(), "config": base.to_dict(), "matmul_peak": peak,
-              "vendor_peak_flops_per_s": vendor, "ground_truth": truth, "batches": rows}
+    result = {
+        "environment": environment(),
+        "config": base.to_dict(),
+        "matmul_peak": peak,
+        "vendor_peak_flops_per_s": vendor,
+        "ground_truth": truth,
+        "batches": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -14,10 +14,19 @@ Example:
 
 import importlib
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
-_API = {"Config": "config", "Hyper": "config", "hyper": "config", "replace": "config", "PRESETS": "presets",
-        "make_train": "train", "train_seeds": "train", "fit": "train", "evaluate": "evaluation"}
+_API = {
+    "Config": "config",
+    "Hyper": "config",
+    "hyper": "config",
+    "replace": "config",
+    "PRESETS": "presets",
+    "make_train": "train",
+    "train_seeds": "train",
+    "fit": "train",
+    "evaluate": "evaluation",
+}
 
 __all__ = sorted(_API)
 

@@ -19,8 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from mmident_jax.evaluation import VALIDATION_SIZE
-from mmident_jax.report import (MISSING, cell, count, loss_curves, markdown_table, pyplot, save_figure, summarise,
-                                write_text)
+from mmident_jax.report import (
+    MISSING,
+    cell,
+    count,
+    loss_curves,
+    markdown_table,
+    pyplot,
+    save_figure,
+    summarise,
+    write_text,
+)
 
 BLOCKS = {"hz1": ("c", "s", "m1"), "hz2": ("c", "s~", "m2")}  # what each encoder's columns show
 NO_FIGURE = [f"results.png ({MISSING})"]
@@ -53,8 +62,10 @@ def _table(rows: list[dict], labels: tuple[str, ...], metric: str, extra=None) -
     present = {k for _, cells in summary for k in cells}
     columns = [c for c in _columns() if c in present]
     head = list(labels) + (list(extra[0]) if extra else []) + columns
-    body = [[str(values[k]) for k in labels] + (extra[1][i] if extra else []) + [cell(cells, c) for c in columns]
-            for i, (values, cells) in enumerate(summary)]
+    body = [
+        [str(values[k]) for k in labels] + (extra[1][i] if extra else []) + [cell(cells, c) for c in columns]
+        for i, (values, cells) in enumerate(summary)
+    ]
     return markdown_table(head, body)
 
 
@@ -87,12 +98,22 @@ def write_encoding_size(out: Path, name: str, rows: list[dict], seeds: int) -> l
     means = [float(np.mean(losses[k])) for k in sizes]
     best = elbow(sizes, means)
     extra = (["val_loss"], [[f"{np.mean(losses[k]):.2f}±{np.std(losses[k]):.2f}"] for k in sizes])
-    lines = [f"# {name}", "", f"Validation loss ({VALIDATION_SIZE} samples) and nonlinear R² per encoding size, "
-             f"mean ± std over {count(seeds, 'seed')}.", "",
-             f"**Elbow of the validation loss: encoding size {best}** (the smallest size within 5 % of the "
-             "loss range, and at least 0.1, above the lowest loss; `mmident_jax.ablations.elbow`).", "",
-             *_table(rows, ("encoding_size",), "r2_nonlinear", extra), "", "Linear R²:", "",
-             *_table(rows, ("encoding_size",), "r2_linear"), ""]
+    lines = [
+        f"# {name}",
+        "",
+        f"Validation loss ({VALIDATION_SIZE} samples) and nonlinear R² per encoding size, "
+        f"mean ± std over {count(seeds, 'seed')}.",
+        "",
+        f"**Elbow of the validation loss: encoding size {best}** (the smallest size within 5 % of the "
+        "loss range, and at least 0.1, above the lowest loss; `mmident_jax.ablations.elbow`).",
+        "",
+        *_table(rows, ("encoding_size",), "r2_nonlinear", extra),
+        "",
+        "Linear R²:",
+        "",
+        *_table(rows, ("encoding_size",), "r2_linear"),
+        "",
+    ]
     write_text(out / "results.md", "\n".join(lines))
     plt = pyplot()
     if plt is None:
@@ -113,8 +134,9 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
     """results.md: R² per block for each nm (ns = 5) and each ns (nm = 5); results.png: R² and loss curves."""
     series = (("nm", "ns"), ("ns", "nm"))  # (varied, fixed at 5)
     lines = [f"# {name}", "", f"Nonlinear R² (kernel ridge), mean ± std over {count(seeds, 'seed')}.", ""]
-    series_rows = {varied: sorted((r for r in rows if r[fixed] == 5), key=lambda r: r[varied])
-                   for varied, fixed in series}
+    series_rows = {
+        varied: sorted((r for r in rows if r[fixed] == 5), key=lambda r: r[varied]) for varied, fixed in series
+    }
     for varied, fixed in series:
         part = series_rows[varied]
         lines += [f"## {varied} varied, {fixed} = 5", "", *_table(part, (varied, fixed), "r2_nonlinear"), ""]
@@ -143,12 +165,25 @@ def write_dims(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
 def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[str]:
     """results.md: accuracy (with chance) of the discrete block, R² of the others; results.png: both."""
     labels = ("discrete", "k")
-    lines = [f"# {name}", "", f"Mean ± std over {count(seeds, 'seed')}. Discrete blocks: accuracy of the MLP classifier "
-             "(chance = 1/k); continuous blocks: nonlinear R² (kernel ridge).", "",
-             "## Accuracy of the discrete block", "", *_table(rows, labels, "acc_nonlinear"), "",
-             "## Linear (logistic regression) accuracy of the discrete block", "",
-             *_table(rows, labels, "acc_linear"), "",
-             "## Nonlinear R² of the continuous blocks", "", *_table(rows, labels, "r2_nonlinear"), ""]
+    lines = [
+        f"# {name}",
+        "",
+        f"Mean ± std over {count(seeds, 'seed')}. Discrete blocks: accuracy of the MLP classifier "
+        "(chance = 1/k); continuous blocks: nonlinear R² (kernel ridge).",
+        "",
+        "## Accuracy of the discrete block",
+        "",
+        *_table(rows, labels, "acc_nonlinear"),
+        "",
+        "## Linear (logistic regression) accuracy of the discrete block",
+        "",
+        *_table(rows, labels, "acc_linear"),
+        "",
+        "## Nonlinear R² of the continuous blocks",
+        "",
+        *_table(rows, labels, "r2_nonlinear"),
+        "",
+    ]
     write_text(out / "results.md", "\n".join(lines))
     plt = pyplot()
     if plt is None:
@@ -158,10 +193,17 @@ def write_discrete(out: Path, name: str, rows: list[dict], seeds: int) -> list[s
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(accuracy)), 3.8))
     width = 0.8 / len(BLOCKS["hz1"])
     for j, block in enumerate(BLOCKS["hz1"]):
-        cells = [acc.get(f"hz1: {block}", r.get(f"hz1: {block}", (np.nan, 0.0)))
-                 for (_, acc), (_, r) in zip(accuracy, r2)]
-        ax.bar(np.arange(len(cells)) + j * width, [m for m, _ in cells], width, yerr=[s for _, s in cells],
-               capsize=2, label=block)
+        cells = [
+            acc.get(f"hz1: {block}", r.get(f"hz1: {block}", (np.nan, 0.0))) for (_, acc), (_, r) in zip(accuracy, r2)
+        ]
+        ax.bar(
+            np.arange(len(cells)) + j * width,
+            [m for m, _ in cells],
+            width,
+            yerr=[s for _, s in cells],
+            capsize=2,
+            label=block,
+        )
     for i, (values, _) in enumerate(accuracy):
         ax.hlines(1 / values["k"], i - width / 2, i + 0.8 - width / 2, colors="black", linestyles=":")
     ax.set_xticks(np.arange(len(accuracy)) + 0.4 - width / 2)

@@ -12,53 +12,55 @@ from __future__ import annotations
 import sys
 
 from mmident_jax import presets, score
-from mmident_jax.config import (EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config,
-                                ConfigError)
+from mmident_jax.config import EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config, ConfigError
 from mmident_jax.flags import Parser, add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import command as imgtxt
 from mmident_jax.multiview import command as multiview
 
-# Config fields exposed as flags, with their help text. Booleans get --x / --no-x.
-TRAIN_FLAGS = {
-    "content_n": "content dimensions nc",
-    "style_n": "style dimensions ns",
-    "modality_n": "modality-specific dimensions nm (0: none)",
-    "encoding_size": "code dimensions",
-    "style_change_prob": "probability p_chg that a style dimension is perturbed",
-    "statistical_dependence": "Wishart-correlated latent blocks",
-    "content_dependent_style": "causal dependence s <- s + B c + a",
-    "c_param": "std of the style perturbation",
-    "m_param": "std of the latent marginals",
-    "wishart": "Wishart draws under statistical dependence: shared (one per block size, the original's) "
-               "or independent (one per block)",
-    "discrete_block": "none, or the block (c, s, m) whose dimensions are discrete",
-    "categories": "values k per dimension of the discrete block",
-    "n_mixing_layer": "layers of each mixing MLP",
-    "mixing_init": "mixing weights: rejection (condition-number threshold) or orthogonal",
-    "cond_pool": "random matrices in the condition-number pool",
-    "cond_thresh_ratio": "quantile of the pool's condition numbers accepted",
-    "shared_mixing": "one mixing function for both modalities (multi-view)",
-    "encoder_widths": "hidden widths of the encoder MLP, comma-separated (empty: paper's)",
-    "shared_encoder": "one encoder for both modalities",
-    "precision": "encoder matmuls: float32, tf32 (GPUs) or bfloat16 compute (float32 params)",
-    "encoder_init": "encoder weights and biases: pytorch (nn.Linear's uniform +-1/sqrt(fan_in)) or lecun (Flax's)",
-    "loss": "objective: infonce (paper) or clip",
-    "similarity": "similarity of the clip objective: l2 or cosine",
-    "temperature": "temperature tau",
-    "seed": "random seed of the run",
-    "batch_size": "samples per step",
-    "lr": "peak learning rate",
-    "lr_schedule": "constant or warmup_cosine",
-    "warmup_steps": "linear warm-up steps of warmup_cosine",
-    "grad_clip": "global-norm gradient clipping",
-    "train_steps": "total optimisation steps",
-    "log_steps": "steps between checkpoints and metrics lines",
-}
+# Config fields exposed as flags (help: each field's, `config.help_of`). Booleans get --x / --no-x.
+TRAIN_FLAGS = (
+    "content_n",
+    "style_n",
+    "modality_n",
+    "encoding_size",
+    "style_change_prob",
+    "statistical_dependence",
+    "content_dependent_style",
+    "c_param",
+    "m_param",
+    "wishart",
+    "discrete_block",
+    "categories",
+    "n_mixing_layer",
+    "mixing_init",
+    "cond_pool",
+    "cond_thresh_ratio",
+    "shared_mixing",
+    "encoder_widths",
+    "shared_encoder",
+    "precision",
+    "encoder_init",
+    "loss",
+    "similarity",
+    "temperature",
+    "seed",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "warmup_steps",
+    "grad_clip",
+    "train_steps",
+    "log_steps",
+)
 
 
 def _add_metrics(parser) -> None:
-    parser.add_argument("--metrics", default="", help=f"identifiability metrics to add, comma-separated subset of "
-                        f"{','.join(IDENTIFIABILITY_METRICS)} (docs/metrics.md; default none)")
+    parser.add_argument(
+        "--metrics",
+        default="",
+        help=f"identifiability metrics to add, comma-separated subset of "
+        f"{','.join(IDENTIFIABILITY_METRICS)} (docs/metrics.md; default none)",
+    )
 
 
 def _metrics(args) -> tuple[str, ...]:
@@ -77,15 +79,27 @@ def build_parser() -> Parser:
 
     evaluate = commands.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained run directory")
-    evaluate.add_argument("--probes", default="linear,kernel",
-                          help=f"comma-separated subset of {','.join(PROBES)} (default linear,kernel)")
-    evaluate.add_argument("--num-eval-batches", type=int, default=5,
-                          help="batches of 4096 samples for validation and for test (default 5)")
-    evaluate.add_argument("--permuted-content", action="store_true",
-                          help="intervention: permute content across the batch, report c' too")
-    evaluate.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES, default="kernel",
-                          help="what r2_nonlinear is: kernel ridge (default) or mlp, scikit-learn's "
-                               "MLPRegressor(max_iter=1000) as the original's --mlp-eval")
+    evaluate.add_argument(
+        "--probes",
+        default="linear,kernel",
+        help=f"comma-separated subset of {','.join(PROBES)} (default linear,kernel)",
+    )
+    evaluate.add_argument(
+        "--num-eval-batches",
+        type=int,
+        default=5,
+        help="batches of 4096 samples for validation and for test (default 5)",
+    )
+    evaluate.add_argument(
+        "--permuted-content", action="store_true", help="intervention: permute content across the batch, report c' too"
+    )
+    evaluate.add_argument(
+        "--nonlinear-probe",
+        choices=NONLINEAR_PROBES,
+        default="kernel",
+        help="what r2_nonlinear is: kernel ridge (default) or mlp, scikit-learn's "
+        "MLPRegressor(max_iter=1000) as the original's --mlp-eval",
+    )
     _add_metrics(evaluate)
     evaluate.add_argument("--no-progress", action="store_true", help="no progress display")
 
@@ -95,17 +109,26 @@ def build_parser() -> Parser:
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
-    sweep.add_argument("--eval-size", type=int,
-                       help="samples per evaluation batch, for validation and for test (default: the preset's, "
-                            "4096; small values make quick checks quick)")
-    sweep.add_argument("--nonlinear-probe", choices=NONLINEAR_PROBES,
-                       help="what r2_nonlinear is: kernel ridge (default) or mlp (the original's --mlp-eval)")
+    sweep.add_argument(
+        "--eval-size",
+        type=int,
+        help="samples per evaluation batch, for validation and for test (default: the preset's, "
+        "4096; small values make quick checks quick)",
+    )
+    sweep.add_argument(
+        "--nonlinear-probe",
+        choices=NONLINEAR_PROBES,
+        help="what r2_nonlinear is: kernel ridge (default) or mlp (the original's --mlp-eval)",
+    )
     _add_metrics(sweep)
     sweep.add_argument("--coordinator-address", help="multi-host: host:port of process 0")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
-    sweep.add_argument("--distributed", action="store_true",
-                       help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides")
+    sweep.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host with the settings a cluster manager (SLURM, TPU pod, ...) provides",
+    )
     sweep.add_argument("--no-progress", action="store_true", help="no progress display")
     score.add_parser(commands)
     multiview.add_parser(commands)
@@ -137,9 +160,15 @@ def _evaluate(args) -> None:
 
     check_eval_size(args.num_eval_batches, EVAL_BATCH_SIZE, probes, args.nonlinear_probe)
     metrics = _metrics(args)
-    table = evaluate_run(args.run_dir, probes=probes, num_batches=args.num_eval_batches,
-                         permuted_content=args.permuted_content, nonlinear_probe=args.nonlinear_probe,
-                         metrics=metrics, progress=not args.no_progress)
+    table = evaluate_run(
+        args.run_dir,
+        probes=probes,
+        num_batches=args.num_eval_batches,
+        permuted_content=args.permuted_content,
+        nonlinear_probe=args.nonlinear_probe,
+        metrics=metrics,
+        progress=not args.no_progress,
+    )
     print(format_table(table))
     from mmident_jax.report import MISSING, pyplot
 
@@ -154,8 +183,13 @@ def _sweep(args) -> None:
     if args.eval_size is not None and args.eval_size < 6:
         raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
     preset = presets.sweep_preset(args.preset).with_overrides(
-        seeds=args.seeds, train_steps=args.train_steps, num_eval_batches=args.num_eval_batches,
-        nonlinear_probe=args.nonlinear_probe, eval_size=args.eval_size, metrics=_metrics(args))
+        seeds=args.seeds,
+        train_steps=args.train_steps,
+        num_eval_batches=args.num_eval_batches,
+        nonlinear_probe=args.nonlinear_probe,
+        eval_size=args.eval_size,
+        metrics=_metrics(args),
+    )
     from mmident_jax.probes import check_eval_size
 
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
@@ -165,8 +199,9 @@ def _sweep(args) -> None:
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     out, study = Path(args.out), twoview.study(preset)
-    rundir.prepare_out(out, sweep.identity(args.preset, study, preset.seeds, experiment="twoview",
-                                          train_steps=args.train_steps))
+    rundir.prepare_out(
+        out, sweep.identity(args.preset, study, preset.seeds, experiment="twoview", train_steps=args.train_steps)
+    )
     rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     import jax
 
@@ -176,8 +211,9 @@ def _sweep(args) -> None:
         print((out / "results.md").read_text())
     diverged = sweep.diverged_runs(rows, preset.labels)
     if diverged:
-        raise TrainingDiverged(f"{len(diverged)} run(s) diverged and were left out of the tables: "
-                               + "; ".join(diverged))
+        raise TrainingDiverged(
+            f"{len(diverged)} run(s) diverged and were left out of the tables: " + "; ".join(diverged)
+        )
 
 
 def _report_twoview(out, identity: dict) -> list[str]:
@@ -211,21 +247,30 @@ def _report(args) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)  # --help and argument errors end here, before JAX loads
+    from mmident_jax.core import TrainingDiverged
     from mmident_jax.imgtxt.dataset import DatasetError
     from mmident_jax.probes import ProbeError
     from mmident_jax.rundir import RunDirError
-    from mmident_jax.core import TrainingDiverged
 
     try:
-        {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "report": _report, "score": score.run,
-         "multiview": multiview.run, "imgtxt": imgtxt.run}[args.command](args)
+        {
+            "train": _train,
+            "evaluate": _evaluate,
+            "sweep": _sweep,
+            "report": _report,
+            "score": score.run,
+            "multiview": multiview.run,
+            "imgtxt": imgtxt.run,
+        }[args.command](args)
     except (ConfigError, RunDirError, DatasetError, ProbeError) as e:
         print(f"mmident-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk, a read-only or vanished directory: what was written before is kept
         where = f": {e.filename}" if e.filename else ""
-        print(f"mmident-jax {args.command}: error: {e.strerror or e}{where}; files written before are kept",
-              file=sys.stderr)
+        print(
+            f"mmident-jax {args.command}: error: {e.strerror or e}{where}; files written before are kept",
+            file=sys.stderr,
+        )
         return 2
     except TrainingDiverged as e:
         print(f"mmident-jax {args.command}: stopped: {e}", file=sys.stderr)

@@ -23,7 +23,8 @@ Example, a counter that "trains" by adding its learning rate:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import optax

@@ -21,7 +21,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,9 @@ class RunDirectory:
     def load(self, target):
         if not rundir.has_checkpoint(self.run_dir):
             return None
-        one = rundir.restore_checkpoint(self.run_dir, jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape[1:], t.dtype), target))
+        one = rundir.restore_checkpoint(
+            self.run_dir, jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape[1:], t.dtype), target)
+        )
         return int(one.step), jax.tree.map(lambda x: np.asarray(x)[None], one), np.zeros(1, np.int32)
 
     def save(self, step, first, local, diverged_at, parts) -> None:
@@ -54,13 +57,22 @@ def key(cfg) -> np.ndarray:
 
 
 def restore(run_dir, experiment: Experiment, hp):
-    """The state saved in `run_dir`, in the structure of `experiment.init`'s result."""
+    """The state saved in `run_dir`, in the structure of the experiment's `init` result."""
     target = jax.eval_shape(experiment.init, jax.random.PRNGKey(0), hp)  # shapes only: any key
     return jax.tree.map(jnp.asarray, rundir.restore_checkpoint(run_dir, target))
 
 
-def fit(cfg, run_dir, experiment: Experiment, hp, *, monitor: Callable[[Any], dict] | None = None,
-        batching: str = "map", progress: bool = True, print_fn=print):
+def fit(
+    cfg,
+    run_dir,
+    experiment: Experiment,
+    hp,
+    *,
+    monitor: Callable[[Any], dict] | None = None,
+    batching: str = "map",
+    progress: bool = True,
+    print_fn=print,
+):
     """Train `experiment` (made from `cfg`, with per-run numbers `hp`) in `run_dir` from
     its checkpoint up to `train_steps`; returns the final state.
 
@@ -80,18 +92,28 @@ def fit(cfg, run_dir, experiment: Experiment, hp, *, monitor: Callable[[Any], di
             bar.skip("train", begin)
         if chunk.diverged_at[0]:
             bad = chunk.diverged_at[0] - begin - 1
-            raise TrainingDiverged(f"loss is {np.ravel(chunk.losses[0, bad])[0]} at step {chunk.diverged_at[0]}; "
-                                   f"kept the checkpoint of step {begin}")
+            raise TrainingDiverged(
+                f"loss is {np.ravel(chunk.losses[0, bad])[0]} at step {chunk.diverged_at[0]}; "
+                f"kept the checkpoint of step {begin}"
+            )
         record = {"step": chunk.step, "loss": float(chunk.losses.mean()), "steps_per_s": chunk.length / chunk.seconds}
         record.update(monitor(jax.tree.map(lambda x: x[0], chunk.state)) if monitor else {})
         rundir.append_metrics(run_dir, record)
         r2 = record.get("r2_linear/hz1/c")
-        bar.advance("train", chunk.length,
-                    info=f"loss {record['loss']:.4f}" + (f"  R²(c) {r2:.3f}" if r2 is not None else ""))
+        bar.advance(
+            "train", chunk.length, info=f"loss {record['loss']:.4f}" + (f"  R²(c) {r2:.3f}" if r2 is not None else "")
+        )
 
     try:
-        trained = engine.train_runs(experiment, key(cfg)[None], jax.tree.map(lambda x: np.asarray(x)[None], hp),
-                                    store=store, on_chunk=on_chunk, batching=batching, devices=jax.devices()[:1])
+        trained = engine.train_runs(
+            experiment,
+            key(cfg)[None],
+            jax.tree.map(lambda x: np.asarray(x)[None], hp),
+            store=store,
+            on_chunk=on_chunk,
+            batching=batching,
+            devices=jax.devices()[:1],
+        )
     finally:
         bar.close()
     state = jax.tree.map(lambda x: jnp.asarray(x[0]), trained.state)

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -33,7 +33,7 @@ def torch_uniform(fan_in: int):
     >>> bool(jnp.all(jnp.abs(w) <= 0.5))
     True
     """
-    bound = fan_in ** -0.5
+    bound = fan_in**-0.5
 
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
@@ -56,8 +56,7 @@ class MLP(nn.Module):
 
     def dense(self, width: int, fan_in: int) -> nn.Dense:
         if self.weight_init == "pytorch":
-            return nn.Dense(width, dtype=self.dtype, kernel_init=torch_uniform(fan_in),
-                            bias_init=torch_uniform(fan_in))
+            return nn.Dense(width, dtype=self.dtype, kernel_init=torch_uniform(fan_in), bias_init=torch_uniform(fan_in))
         return nn.Dense(width, dtype=self.dtype)
 
     @nn.compact
@@ -68,13 +67,17 @@ class MLP(nn.Module):
 
 
 # Config.precision -> (computation dtype, matmul precision)
-PRECISION = {"float32": (jnp.float32, "float32"), "tf32": (jnp.float32, "tensorfloat32"),
-             "bfloat16": (jnp.bfloat16, "bfloat16")}
+PRECISION = {
+    "float32": (jnp.float32, "float32"),
+    "tf32": (jnp.float32, "tensorfloat32"),
+    "bfloat16": (jnp.bfloat16, "bfloat16"),
+}
 
 
 def module(cfg: Config) -> MLP:
-    return MLP(widths=cfg.widths, out=cfg.encoding_size, dtype=PRECISION[cfg.precision][0],
-               weight_init=cfg.encoder_init)
+    return MLP(
+        widths=cfg.widths, out=cfg.encoding_size, dtype=PRECISION[cfg.precision][0], weight_init=cfg.encoder_init
+    )
 
 
 def names(cfg: Config) -> tuple[str, ...]:
@@ -85,8 +88,7 @@ def names(cfg: Config) -> tuple[str, ...]:
 def init(key: jax.Array, cfg: Config) -> dict:
     """Parameters of the encoder(s), each from its own key."""
     x = jnp.zeros((1, cfg.n_latent))
-    return {name: module(cfg).init(jax.random.fold_in(key, i), x)
-            for i, name in enumerate(names(cfg))}
+    return {name: module(cfg).init(jax.random.fold_in(key, i), x) for i, name in enumerate(names(cfg))}
 
 
 # Rows per block when encoding many samples, by backend. On a CPU XLA's matmuls lose speed as

@@ -30,7 +30,8 @@ Example, the counter of `core` for three runs:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -106,12 +107,17 @@ def _gather(tree):
 
 def _local(tree, runs: int):
     """(first, host arrays): the real runs (not padding) this process holds of sharded arrays."""
+
     def start(shard) -> int:
         return shard.index[0].start or 0
 
     first = min(map(start, jax.tree.leaves(tree)[0].addressable_shards))
-    return first, jax.tree.map(lambda x: np.concatenate([np.asarray(s.data) for s in sorted(
-        x.addressable_shards, key=start)])[:max(0, runs - first)], tree)
+    return first, jax.tree.map(
+        lambda x: np.concatenate([np.asarray(s.data) for s in sorted(x.addressable_shards, key=start)])[
+            : max(0, runs - first)
+        ],
+        tree,
+    )
 
 
 def _parts(where: Mesh, padded: int, runs: int) -> list[tuple[int, int]]:
@@ -146,9 +152,9 @@ def chunk_program(experiment: Experiment, n: int, where: Mesh, batching: str = "
 
     A run that is not `live`, or whose loss is not finite in these steps, keeps its state.
     """
+
     def sharded(fn, donate=True):
-        program = jax.shard_map(_batched(fn, batching), mesh=where, in_specs=RUNS, out_specs=RUNS,
-                                check_vma=False)
+        program = jax.shard_map(_batched(fn, batching), mesh=where, in_specs=RUNS, out_specs=RUNS, check_vma=False)
         return jax.jit(program, donate_argnums=0 if donate else ())
 
     if experiment.scan:
@@ -173,9 +179,16 @@ def chunk_program(experiment: Experiment, n: int, where: Mesh, batching: str = "
     return dispatched
 
 
-def train_runs(experiment: Experiment, keys: np.ndarray, hp, *, store: Store | None = None,
-               on_chunk: Callable[[Chunk], None] | None = None, batching: str = "map",
-               devices: Sequence[jax.Device] | None = None) -> Trained:
+def train_runs(
+    experiment: Experiment,
+    keys: np.ndarray,
+    hp,
+    *,
+    store: Store | None = None,
+    on_chunk: Callable[[Chunk], None] | None = None,
+    batching: str = "map",
+    devices: Sequence[jax.Device] | None = None,
+) -> Trained:
     """Train the runs with root keys `keys` and per-run numbers `hp` (host arrays, one run
     per leading index) together, sharded over `devices` (default: all).
 
@@ -202,8 +215,9 @@ def train_runs(experiment: Experiment, keys: np.ndarray, hp, *, store: Store | N
         losses = np.asarray(_gather(losses)[:n])
         seconds = time.perf_counter() - t0
         finite = np.isfinite(losses).reshape(n, length, -1).all(axis=2)
-        diverged_at = np.where((diverged_at == 0) & ~finite.all(axis=1),
-                               step + 1 + np.argmin(finite, axis=1), diverged_at).astype(np.int32)
+        diverged_at = np.where(
+            (diverged_at == 0) & ~finite.all(axis=1), step + 1 + np.argmin(finite, axis=1), diverged_at
+        ).astype(np.int32)
         step += length
         if on_chunk is not None:
             on_chunk(Chunk(step, length, losses, diverged_at, state, seconds))

@@ -29,17 +29,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax import core, latents, probes as P, report, rundir, train
-from mmident_jax.config import (EVAL_BATCH_SIZE as BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES,
-                                Config, Hyper, hyper)
+from mmident_jax import core, latents, report, rundir, train
+from mmident_jax import probes as P
+from mmident_jax.config import EVAL_BATCH_SIZE as BATCH_SIZE
+from mmident_jax.config import IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config, Hyper, hyper
+from mmident_jax.progress import status
 
 COLUMNS = ("encoding", "predicted_factors", "r2_linear", "r2_nonlinear")
 VALIDATION_SIZE = 2000  # samples of the validation loss (the paper's encoding-size ablation)
 MONITOR_SIZE = 2048  # samples to fit, and as many to score, the training monitor's linear probes
 
 
-def eval_data(state: train.TrainState, cfg: Config, hp: Hyper, split: int, num_batches: int,
-              batch_size: int = BATCH_SIZE, permuted_content: bool = False):
+def eval_data(
+    state: train.TrainState,
+    cfg: Config,
+    hp: Hyper,
+    split: int,
+    num_batches: int,
+    batch_size: int = BATCH_SIZE,
+    permuted_content: bool = False,
+):
     """Codes (h1, h2), labelled blocks and the loss of `num_batches` fresh batches.
 
     `split` 0 is the validation set, 1 the test set. With `permuted_content`, content
@@ -80,13 +89,22 @@ def dependence_ceilings(y_val: dict, y_test: dict) -> dict[str, dict[str, float]
 
     names = list(y_val)
     with jax.enable_x64(True):
-        return {probe: dict(zip(names, I.dependence_ceilings(y_val["c"], [y_val[k] for k in names], y_test["c"],
-                                                             [y_test[k] for k in names], probe=probe)))
-                for probe in ("linear", "kernel")}
+        return {
+            probe: dict(
+                zip(
+                    names,
+                    I.dependence_ceilings(
+                        y_val["c"], [y_val[k] for k in names], y_test["c"], [y_test[k] for k in names], probe=probe
+                    ),
+                )
+            )
+            for probe in ("linear", "kernel")
+        }
 
 
-def identifiability_columns(x_val, x_test, y_val: dict, y_test: dict, metrics, r2: dict,
-                            ceilings: dict | None = None) -> dict[str, dict]:
+def identifiability_columns(
+    x_val, x_test, y_val: dict, y_test: dict, metrics, r2: dict, ceilings: dict | None = None
+) -> dict[str, dict]:
     """Per block: the `metrics` of docs/metrics.md for standardised codes and the blocks (val/test).
 
     "mcc": Pearson and Spearman MCC in and out of sample; "dci": disentanglement (of all
@@ -116,9 +134,18 @@ def identifiability_columns(x_val, x_test, y_val: dict, y_test: dict, metrics, r
     return out
 
 
-def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"), num_batches: int = 1,
-             batch_size: int = BATCH_SIZE, permuted_content: bool = False, nonlinear_probe: str = "kernel",
-             metrics=(), progress=None) -> list[dict]:
+def evaluate(
+    state: train.TrainState,
+    cfg: Config,
+    *,
+    probes=("linear", "kernel"),
+    num_batches: int = 1,
+    batch_size: int = BATCH_SIZE,
+    permuted_content: bool = False,
+    nonlinear_probe: str = "kernel",
+    metrics=(),
+    progress=None,
+) -> list[dict]:
     """Rows of the results table: encoding, predicted_factors, r2_linear, r2_nonlinear (, r2_mlp).
 
     "kernel" in `probes` fills `r2_nonlinear` (NaN when not asked for) with the
@@ -145,15 +172,18 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
     labels = lambda split: [np.asarray(latents.categories(y, cfg.categories)) for y in targets(split, discrete)]
     ceilings = None
     if "ceiling" in metrics and "c" in continuous:  # the latents' own: the same for both encoders
-        ceilings = dependence_ceilings(dict(zip(continuous, targets(val, continuous))),
-                                       dict(zip(continuous, targets(test, continuous))))
+        ceilings = dependence_ceilings(
+            dict(zip(continuous, targets(val, continuous))), dict(zip(continuous, targets(test, continuous)))
+        )
     rows = []
     for e, encoding in enumerate(("hz1", "hz2")):
         mean, std = P.standardize_fit(val[0][e])
         x_val, x_test = (np.asarray(P.standardize_apply(d[0][e], mean, std)) for d in (val, test))
         y_val, y_test = targets(val, continuous), targets(test, continuous)
-        scores = {name: {"encoding": encoding, "predicted_factors": name,
-                         "r2_linear": math.nan, "r2_nonlinear": math.nan} for name in names}
+        scores = {
+            name: {"encoding": encoding, "predicted_factors": name, "r2_linear": math.nan, "r2_nonlinear": math.nan}
+            for name in names
+        }
         for name in discrete:
             scores[name]["chance"] = 1.0 / cfg.categories
         for probe in probes:
@@ -181,8 +211,9 @@ def evaluate(state: train.TrainState, cfg: Config, *, probes=("linear", "kernel"
                         key = probe_key(state.key, "mlp_classifier", i, e)
                         scores[name]["acc_nonlinear"] = P.mlp_accuracy(x_val, t_val, x_test, t_test, key=key)
         if metrics and continuous:
-            extra = identifiability_columns(x_val, x_test, dict(zip(continuous, y_val)), dict(zip(continuous, y_test)),
-                                            metrics, scores, ceilings)
+            extra = identifiability_columns(
+                x_val, x_test, dict(zip(continuous, y_val)), dict(zip(continuous, y_test)), metrics, scores, ceilings
+            )
             for name, columns in extra.items():
                 scores[name].update(columns)
         rows.extend(scores.values())
@@ -214,8 +245,7 @@ def monitor(cfg: Config):
         n, named = MONITOR_SIZE, {k: np.asarray(v) for k, v in blocks.named().items() if v.shape[1]}
         out = {"val_loss": float(val_loss)}
         for name, h in zip(("hz1", "hz2"), map(np.asarray, hs)):
-            r2 = P.linear_r2_blocks(h[:n], [y[:n] for y in named.values()],
-                                    h[n:], [y[n:] for y in named.values()])
+            r2 = P.linear_r2_blocks(h[:n], [y[:n] for y in named.values()], h[n:], [y[n:] for y in named.values()])
             out.update({f"r2_linear/{name}/{block}": r for block, r in zip(named, r2)})
         return out
 
@@ -267,22 +297,30 @@ def correlation_panels(state: train.TrainState, cfg: Config, batch_size: int = B
     return panels
 
 
-def evaluate_run(run_dir, *, probes=("linear", "kernel"), num_batches: int = 5,
-                 permuted_content: bool = False, nonlinear_probe: str = "kernel", metrics=(),
-                 progress: bool = True) -> list[dict]:
+def evaluate_run(
+    run_dir,
+    *,
+    probes=("linear", "kernel"),
+    num_batches: int = 5,
+    permuted_content: bool = False,
+    nonlinear_probe: str = "kernel",
+    metrics=(),
+    progress: bool = True,
+) -> list[dict]:
     """Evaluate the checkpoint in `run_dir` and write `run_dir/results.csv`."""
     cfg = rundir.load_config(run_dir)
     state = train.restore(run_dir, cfg)
-    if progress:
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        with console.status("probing") as status:
-            rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content,
-                            nonlinear_probe=nonlinear_probe, metrics=metrics, progress=status.update)
-    else:
-        rows = evaluate(state, cfg, probes=probes, num_batches=num_batches, permuted_content=permuted_content,
-                        nonlinear_probe=nonlinear_probe, metrics=metrics)
+    with status(progress) as update:
+        rows = evaluate(
+            state,
+            cfg,
+            probes=probes,
+            num_batches=num_batches,
+            permuted_content=permuted_content,
+            nonlinear_probe=nonlinear_probe,
+            metrics=metrics,
+            progress=update,
+        )
     rundir.write_atomic(Path(run_dir) / rundir.RESULTS, to_csv(rows).encode())
     if "mcc" in metrics:
         report.correlation_heatmaps(Path(run_dir) / "correlations.png", correlation_panels(state, cfg))

@@ -1,12 +1,14 @@
 """What every command of `mmident-jax` shares: one-line errors, presets and config fields as flags.
 
 Presets, their help and their choices come from `presets.REGISTRY`; a config field's
-flag takes its type from the dataclass field. Nothing here loads JAX.
+flag takes its type and its help from the dataclass field (`config.setting`), and
+`settings_markdown` makes docs/settings.md from the same fields
+(`python -m mmident_jax.flags > docs/settings.md`). Nothing here loads JAX.
 
 Example:
     >>> from mmident_jax.config import Config
     >>> parser = Parser(prog="demo")
-    >>> add_config_flags(parser, {"lr": "peak learning rate"}, "train", Config)
+    >>> add_config_flags(parser, ("lr",), "train", Config)
     >>> parser.parse_args(["--lr", "0.5"]).lr
     0.5
 """
@@ -18,7 +20,7 @@ import dataclasses
 from pathlib import Path
 
 from mmident_jax import presets
-from mmident_jax.config import ConfigError, replace
+from mmident_jax.config import ConfigError, help_of, replace
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,24 +49,28 @@ def _preset_defaults(name: str, command: str) -> str:
 def add_preset(parser: argparse.ArgumentParser, command: str, required: bool, default_help: str = "") -> None:
     """--preset with the registry's choices for `command`, each listed with its one line."""
     about = "; ".join(f"{name}: {presets.REGISTRY[command, name].about}" for name in presets.names(command))
-    parser.add_argument("--preset", required=required, choices=presets.names(command), metavar="NAME",
-                        help=f"{about}{default_help}")
+    parser.add_argument(
+        "--preset", required=required, choices=presets.names(command), metavar="NAME", help=f"{about}{default_help}"
+    )
 
 
-def add_config_flags(parser: argparse.ArgumentParser, flags: dict[str, str], command: str, kind: type) -> None:
-    """One flag per config field in `flags`, its help showing every preset's default."""
+def flag(name: str) -> str:
+    """The command-line flag of config field `name`: `--content-n`."""
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, flags, command: str, kind: type) -> None:
+    """One flag per config field named in `flags`, with the field's help and every preset's default."""
     fields = {f.name: f for f in dataclasses.fields(kind)}
-    for name, text in flags.items():
-        flag = "--" + name.replace("_", "-")
-        help_text = f"{text} (default {_preset_defaults(name, command)})"
+    for name in flags:
+        help_text = f"{help_of(kind, name)} (default {_preset_defaults(name, command)})"
         if fields[name].type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag, type=_flag_type(fields[name]), default=None, help=help_text)
+            parser.add_argument(flag(name), type=_flag_type(fields[name]), default=None, help=help_text)
 
 
-def add_train_command(commands, help_text: str, command: str, flags: dict[str, str],
-                      kind: type) -> argparse.ArgumentParser:
+def add_train_command(commands, help_text: str, command: str, flags, kind: type) -> argparse.ArgumentParser:
     """A `train` sub-command: `--run-dir`, `--preset` of `command` (required for a new run;
     resuming takes the stored config), one flag per config field in `flags`, `--no-progress`."""
     train = commands.add_parser("train", help=help_text)
@@ -75,7 +81,7 @@ def add_train_command(commands, help_text: str, command: str, flags: dict[str, s
     return train
 
 
-def run_config(args: argparse.Namespace, flags: dict[str, str], command: str, kind: type):
+def run_config(args: argparse.Namespace, flags, command: str, kind: type):
     """A run's config: `--preset` (or, resuming, the stored config), then the flags. A new run
     without `--preset` is refused (`ConfigError`) with the presets: none is silently days long."""
     from mmident_jax import rundir
@@ -97,3 +103,61 @@ def positive(args, *names: str) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def _show(value) -> str:
+    return (
+        ",".join(map(str, value))
+        if isinstance(value, tuple)
+        else f"{value:,}"
+        if isinstance(value, int) and not isinstance(value, bool)
+        else str(value)
+    )
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every setting of every experiment, from the fields themselves: its
+    flag (where the command line has one), its help and each preset's value."""
+    from mmident_jax import cli
+    from mmident_jax.config import Config
+    from mmident_jax.imgtxt import command as imgtxt
+    from mmident_jax.imgtxt.config import ImgTxtConfig
+    from mmident_jax.multiview.structure import MultiviewConfig
+
+    lines = [
+        "# Settings",
+        "",
+        "Generated from the config fields (`config.setting`) by `python -m mmident_jax.flags`; "
+        "a test checks that this page, the fields and the command line's flags agree.",
+        "",
+    ]
+    for title, kind, command, flags in (
+        ("`mmident-jax train` (`config.Config`)", Config, "train", cli.TRAIN_FLAGS),
+        ("`mmident-jax imgtxt train` (`imgtxt.config.ImgTxtConfig`)", ImgTxtConfig, "imgtxt train", imgtxt.FLAGS),
+        ("Multi-view runs (`multiview.MultiviewConfig`, Python)", MultiviewConfig, "multiview", ()),
+    ):
+        names = presets.names(command)
+        value = (
+            (lambda p, name: getattr(presets.get(command, p).cfg, name))
+            if command == "multiview"
+            else (lambda p, name: getattr(presets.get(command, p), name))
+        )
+        lines += [
+            f"## {title}",
+            "",
+            "| setting | flag | what | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
+        ]
+        for field in dataclasses.fields(kind):
+            if field.name == "views":
+                continue
+            lines.append(
+                f"| `{field.name}` | {f'`{flag(field.name)}`' if field.name in flags else ''} | "
+                f"{help_of(kind, field.name)} | " + " | ".join(_show(value(p, field.name)) for p in names) + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

@@ -190,8 +190,9 @@ def mcc_out_of_sample(latents_val, codes_val, latents_test, codes_test, method: 
     >>> m.code_index.tolist(), 0.8 < float(m.mcc) < 0.95
     ([2, 1, 0], True)
     """
-    return mcc_from_correlations(correlation(latents_val, codes_val, method),
-                                 correlation(latents_test, codes_test, method))
+    return mcc_from_correlations(
+        correlation(latents_val, codes_val, method), correlation(latents_test, codes_test, method)
+    )
 
 
 # ---------------------------------------------------------------- Lasso
@@ -285,8 +286,16 @@ class LassoCV(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("folds", "n_alphas", "eps", "max_sweeps"))
-def lasso_cv(x, y, *, folds: int = DCI_FOLDS, n_alphas: int = DCI_ALPHAS, eps: float = DCI_EPS,
-             tol: float = LASSO_TOL, max_sweeps: int = LASSO_MAX_SWEEPS) -> LassoCV:
+def lasso_cv(
+    x,
+    y,
+    *,
+    folds: int = DCI_FOLDS,
+    n_alphas: int = DCI_ALPHAS,
+    eps: float = DCI_EPS,
+    tol: float = LASSO_TOL,
+    max_sweeps: int = LASSO_MAX_SWEEPS,
+) -> LassoCV:
     """Lasso per column of ``y`` with the penalty chosen like ``LassoCV(cv=folds)``.
 
     Per target column: the grid is ``n_alphas`` penalties geometrically from
@@ -333,7 +342,8 @@ def lasso_cv(x, y, *, folds: int = DCI_FOLDS, n_alphas: int = DCI_ALPHAS, eps: f
 
         def one_column(xy_k, yy_k, alphas_k, xy_hk, yy_hk):
             w, _ = jax.vmap(_lasso_gram, in_axes=(None, None, None, 0, None, None))(
-                gram, xy_k, yy_k, alphas_k, tol, max_sweeps)
+                gram, xy_k, yy_k, alphas_k, tol, max_sweeps
+            )
             return yy_hk - 2 * w @ xy_hk + jnp.einsum("ad,de,ae->a", w, gram_h, w, precision=hi)
 
         return jax.vmap(one_column)(xy, yy, alphas, xy_h, yy_h)  # (k, A)
@@ -414,8 +424,17 @@ class DCI(NamedTuple):
     converged: bool
 
 
-def dci(codes_train, factors_train, codes_test, factors_test, *, folds: int = DCI_FOLDS,
-        n_alphas: int = DCI_ALPHAS, eps: float = DCI_EPS, weighted_completeness: bool = False) -> DCI:
+def dci(
+    codes_train,
+    factors_train,
+    codes_test,
+    factors_test,
+    *,
+    folds: int = DCI_FOLDS,
+    n_alphas: int = DCI_ALPHAS,
+    eps: float = DCI_EPS,
+    weighted_completeness: bool = False,
+) -> DCI:
     """DCI (Eastwood & Williams, 2018) with Lasso regressors, fit on train and scored on test.
 
     Codes and factors are standardised with training statistics; each factor gets a
@@ -437,18 +456,31 @@ def dci(codes_train, factors_train, codes_test, factors_test, *, folds: int = DC
         y = y.reshape(len(y), -1)
         x_mean, x_std = P.standardize_fit(x)
         y_mean, y_std = P.standardize_fit(y)
-        fit = lasso_cv(P.standardize_apply(x, x_mean, x_std), P.standardize_apply(y, y_mean, y_std),
-                       folds=folds, n_alphas=n_alphas, eps=eps)
+        fit = lasso_cv(
+            P.standardize_apply(x, x_mean, x_std),
+            P.standardize_apply(y, y_mean, y_std),
+            folds=folds,
+            n_alphas=n_alphas,
+            eps=eps,
+        )
         x_test = P.standardize_apply(np.asarray(codes_test, np.float64), x_mean, x_std)
         pred = np.asarray(x_test @ fit.coef.T + fit.intercept) * np.asarray(y_std) + np.asarray(y_mean)
         y_test = np.asarray(factors_test, np.float64).reshape(len(pred), -1)
         r2 = np.array([P.r2_score(y_test[:, j], pred[:, j]) for j in range(y_test.shape[1])])
         importance = np.abs(np.asarray(fit.coef)).T
         s = dci_from_importance(importance, weighted_completeness)
-        return DCI(float(s.disentanglement), float(s.completeness), float(r2.mean()), importance,
-                   np.asarray(s.code_disentanglement), np.asarray(s.code_weight),
-                   np.asarray(s.factor_completeness), r2, np.asarray(fit.alpha),
-                   bool(np.all(np.asarray(fit.sweeps) < LASSO_MAX_SWEEPS)))
+        return DCI(
+            float(s.disentanglement),
+            float(s.completeness),
+            float(r2.mean()),
+            importance,
+            np.asarray(s.code_disentanglement),
+            np.asarray(s.code_weight),
+            np.asarray(s.factor_completeness),
+            r2,
+            np.asarray(fit.alpha),
+            bool(np.all(np.asarray(fit.sweeps) < LASSO_MAX_SWEEPS)),
+        )
 
 
 # ---------------------------------------------------------------- dependence ceilings
@@ -456,8 +488,15 @@ def dci(codes_train, factors_train, codes_test, factors_test, *, folds: int = DC
 CEILING_PROBES = ("linear", "kernel")
 
 
-def dependence_ceilings(content_train, blocks_train: Sequence, content_test, blocks_test: Sequence, *,
-                        probe: str = "linear", **kernel_options) -> list[float]:
+def dependence_ceilings(
+    content_train,
+    blocks_train: Sequence,
+    content_test,
+    blocks_test: Sequence,
+    *,
+    probe: str = "linear",
+    **kernel_options,
+) -> list[float]:
     """Test R² with which the true content block predicts each block: what a content-only code earns.
 
     Content is standardised with training statistics (as codes are) and fed to the
@@ -479,8 +518,10 @@ def dependence_ceilings(content_train, blocks_train: Sequence, content_test, blo
         c_train, c_test = (np.asarray(P.standardize_apply(c, mean, std)) for c in (c_train, c_test))
     if probe == "linear":
         return P.linear_r2_blocks(c_train, list(blocks_train), c_test, list(blocks_test))
-    return [r2 for r2, _ in P.kernel_ridge_r2_blocks(c_train, list(blocks_train), c_test, list(blocks_test),
-                                                     **kernel_options)]
+    return [
+        r2
+        for r2, _ in P.kernel_ridge_r2_blocks(c_train, list(blocks_train), c_test, list(blocks_test), **kernel_options)
+    ]
 
 
 def normalized_score(r2: float, ceiling: float) -> float:
@@ -520,6 +561,8 @@ def block_columns(z_val, h_val, z_test, h_test, slices: dict[str, slice], metric
     if "dci" in metrics:
         scores = dci(h_val, z_val, h_test, z_test)
         for name, cols in slices.items():
-            out[name].update(dci_c=float(np.mean(scores.factor_completeness[cols])),
-                             dci_i=float(np.mean(scores.factor_informativeness[cols])))
+            out[name].update(
+                dci_c=float(np.mean(scores.factor_completeness[cols])),
+                dci_i=float(np.mean(scores.factor_informativeness[cols])),
+            )
     return out, scores

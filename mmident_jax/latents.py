@@ -139,4 +139,4 @@ def views(blocks: Blocks) -> tuple[jax.Array, jax.Array]:
 def split_views(z1: jax.Array, z2: jax.Array, cfg: Config) -> Blocks:
     """Inverse of `views`: recover the named blocks from (z1, z2)."""
     nc, ns = cfg.content_n, cfg.style_n
-    return Blocks(z1[:, :nc], z1[:, nc:nc + ns], z2[:, nc:nc + ns], z1[:, nc + ns:], z2[:, nc + ns:])
+    return Blocks(z1[:, :nc], z1[:, nc : nc + ns], z2[:, nc : nc + ns], z1[:, nc + ns :], z2[:, nc + ns :])

@@ -28,8 +28,8 @@ def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
 # in cache while it is made, reduced and (backward) turned into gradients, and the (n, m)
 # logits are never built; on accelerators, which stream memory fast and pay per loop
 # iteration, a tile holds up to 2^27 logits (512 MiB): the paper's batch is one tile.
-TILE_LOGITS = {"cpu": 2 ** 20}
-ACCELERATOR_TILE_LOGITS = 2 ** 27
+TILE_LOGITS = {"cpu": 2**20}
+ACCELERATOR_TILE_LOGITS = 2**27
 
 
 def tile_rows(n: int, m: int, backend: str | None = None) -> int:
@@ -116,8 +116,7 @@ def infonce_direction(a: jax.Array, b: jax.Array, a_neg: jax.Array, temperature=
 
 def infonce(h1, h2, h1_neg, h2_neg, temperature=1.0) -> jax.Array:
     """The paper's symmetrised loss ½ (L(h1, h2, h1') + L(h2, h1, h2'))."""
-    return 0.5 * (infonce_direction(h1, h2, h1_neg, temperature)
-                  + infonce_direction(h2, h1, h2_neg, temperature))
+    return 0.5 * (infonce_direction(h1, h2, h1_neg, temperature) + infonce_direction(h2, h1, h2_neg, temperature))
 
 
 def clip(h1, h2, temperature=1.0, similarity: str = "cosine") -> jax.Array:

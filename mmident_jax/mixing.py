@@ -41,7 +41,7 @@ def condition_numbers(w: jax.Array) -> jax.Array:
     return s[..., 0] / s[..., -1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def condition_threshold(n: int, pool: int = 25_000, ratio: float = 1e-3) -> float:
     """The accepted condition-number bound: the `ratio` quantile of `pool` random matrices.
 
@@ -63,8 +63,9 @@ def _pick_well_conditioned(key: jax.Array, n: int, pool: int, threshold: float) 
     return candidates[index]
 
 
-def init(key: jax.Array, n: int, n_layers: int = 3, *, method: str = "rejection",
-         pool: int = 25_000, ratio: float = 1e-3) -> Mixer:
+def init(
+    key: jax.Array, n: int, n_layers: int = 3, *, method: str = "rejection", pool: int = 25_000, ratio: float = 1e-3
+) -> Mixer:
     """Draw a mixer's weights: `n_layers` invertible n x n matrices.
 
     `method="orthogonal"` draws Haar-random orthogonal matrices instead.

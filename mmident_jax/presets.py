@@ -21,7 +21,6 @@ from typing import Any
 
 from mmident_jax.config import EVAL_BATCH_SIZE, PAPER, QUICK, Config, ConfigError
 
-
 # ------------------------------------------------------------------ sweep presets
 
 
@@ -58,20 +57,33 @@ class SweepPreset:
     labels: tuple[str, ...] = TABLE_LABELS
     report: str = "tables"
 
-    def with_overrides(self, *, seeds=None, train_steps=None, num_eval_batches=None,
-                       nonlinear_probe=None, eval_size=None, metrics=None) -> "SweepPreset":
+    def with_overrides(
+        self, *, seeds=None, train_steps=None, num_eval_batches=None, nonlinear_probe=None, eval_size=None, metrics=None
+    ) -> SweepPreset:
         """The preset with other seeds, steps, evaluation batches, size, nonlinear probe or metrics."""
-        settings = self.settings if train_steps is None else tuple(
-            replace(s, cfg=replace(s.cfg, train_steps=train_steps)) for s in self.settings)
-        return replace(self, settings=settings, seeds=seeds or self.seeds,
-                       num_eval_batches=num_eval_batches or self.num_eval_batches,
-                       nonlinear_probe=nonlinear_probe or self.nonlinear_probe,
-                       eval_batch_size=eval_size or self.eval_batch_size,
-                       metrics=self.metrics if metrics is None else tuple(metrics))
+        settings = (
+            self.settings
+            if train_steps is None
+            else tuple(replace(s, cfg=replace(s.cfg, train_steps=train_steps)) for s in self.settings)
+        )
+        return replace(
+            self,
+            settings=settings,
+            seeds=seeds or self.seeds,
+            num_eval_batches=num_eval_batches or self.num_eval_batches,
+            nonlinear_probe=nonlinear_probe or self.nonlinear_probe,
+            eval_batch_size=eval_size or self.eval_batch_size,
+            metrics=self.metrics if metrics is None else tuple(metrics),
+        )
 
 
-GENERATIVE = ((1.0, False, False), (0.75, False, False), (0.75, True, False),
-              (0.75, False, True), (0.75, True, True))  # (p_chg, statistical, causal): Table 1 rows
+GENERATIVE = (
+    (1.0, False, False),
+    (0.75, False, False),
+    (0.75, True, False),
+    (0.75, False, True),
+    (0.75, True, True),
+)  # (p_chg, statistical, causal): Table 1 rows
 
 
 def mechanism_config(base: Config, mechanism: str) -> Config:
@@ -83,10 +95,19 @@ def mechanism_config(base: Config, mechanism: str) -> Config:
 
 def table_settings(base: Config, mechanisms=("original", "multimodal")) -> tuple[Setting, ...]:
     """The five generative settings of Table 1 for each mechanism."""
-    return tuple(Setting(replace(mechanism_config(base, m), style_change_prob=p, statistical_dependence=stat,
-                                 content_dependent_style=causal),
-                         (("mechanism", m), ("p_chg", p), ("statistical", stat), ("causal", causal)))
-                 for m in mechanisms for p, stat, causal in GENERATIVE)
+    return tuple(
+        Setting(
+            replace(
+                mechanism_config(base, m),
+                style_change_prob=p,
+                statistical_dependence=stat,
+                content_dependent_style=causal,
+            ),
+            (("mechanism", m), ("p_chg", p), ("statistical", stat), ("causal", causal)),
+        )
+        for m in mechanisms
+        for p, stat, causal in GENERATIVE
+    )
 
 
 ENCODING_SIZES = (1, 3, 5, 7, 9, 11, 13, 15)
@@ -96,8 +117,14 @@ CATEGORIES = tuple(range(3, 11))
 
 def independent_multimodal(base: Config) -> Config:
     """The ablations' base: multimodal mechanism, independent latents, p_chg = 0.75."""
-    return replace(base, style_change_prob=0.75, statistical_dependence=False, content_dependent_style=False,
-                   shared_mixing=False, shared_encoder=False)
+    return replace(
+        base,
+        style_change_prob=0.75,
+        statistical_dependence=False,
+        content_dependent_style=False,
+        shared_mixing=False,
+        shared_encoder=False,
+    )
 
 
 def encoding_size_settings(base: Config, sizes=ENCODING_SIZES) -> tuple[Setting, ...]:
@@ -111,8 +138,9 @@ def dims_settings(base: Config, dims=DIMS, fixed: int = 5) -> tuple[Setting, ...
 
 
 def discrete_settings(base: Config, blocks=("c", "s", "m"), ks=CATEGORIES) -> tuple[Setting, ...]:
-    return tuple(Setting(replace(base, discrete_block=b, categories=k), (("discrete", b), ("k", k)))
-                 for b in blocks for k in ks)
+    return tuple(
+        Setting(replace(base, discrete_block=b, categories=k), (("discrete", b), ("k", k))) for b in blocks for k in ks
+    )
 
 
 # The quick sweeps train each run for fewer steps than the `quick` preset: ten settings
@@ -135,8 +163,7 @@ def _independent(cfg: Config) -> Config:
 
 def _quick_ablation(settings, steps: int, seeds: int, labels, report: str) -> SweepPreset:
     settings = tuple(replace(s, cfg=replace(s.cfg, train_steps=steps)) for s in settings)
-    return SweepPreset(settings, seeds=seeds, num_eval_batches=1, eval_batch_size=2048, labels=labels,
-                       report=report)
+    return SweepPreset(settings, seeds=seeds, num_eval_batches=1, eval_batch_size=2048, labels=labels, report=report)
 
 
 # ------------------------------------------------------------------ the registry
@@ -150,40 +177,112 @@ class Preset:
 
 
 def _entries():
-    yield "paper", Preset("train", PAPER, "the paper's configuration exactly (300,001 steps at batch 6144: days on a CPU)")
+    yield (
+        "paper",
+        Preset("train", PAPER, "the paper's configuration exactly (300,001 steps at batch 6144: days on a CPU)"),
+    )
     yield "quick", Preset("train", QUICK, "the paper's latent model on small encoders: minutes on a CPU")
     yield "table1", Preset("sweep", SweepPreset(table_settings(PAPER)), "Table 1, paper scale")
-    yield "table1-quick", Preset("sweep", SweepPreset(table_settings(QUICK_SWEEP), num_eval_batches=1),
-                                 "Table 1, quick scale")
-    yield "table1-independent", Preset("sweep", SweepPreset(table_settings(_independent(PAPER))),
-                                       "Table 1 with independent Wishart draws, paper scale")
-    yield "table1-independent-quick", Preset(
-        "sweep", SweepPreset(table_settings(_independent(QUICK_SWEEP)), num_eval_batches=1),
-        "Table 1 with independent Wishart draws, quick scale")
-    yield "table4", Preset("sweep", SweepPreset(table_settings(_no_m(PAPER), ("multimodal",))),
-                           "Table 4 (no modality-specific latents), paper scale")
-    yield "table4-quick", Preset("sweep", SweepPreset(table_settings(_no_m(QUICK_SWEEP), ("multimodal",)),
-                                                      num_eval_batches=1), "Table 4, quick scale")
-    yield "interventions", Preset("sweep", SweepPreset(table_settings(PAPER, ("multimodal",)), permuted_content=True),
-                                  "content permuted at test time, paper scale")
-    yield "interventions-quick", Preset(
-        "sweep", SweepPreset(table_settings(QUICK_SWEEP, ("multimodal",)), num_eval_batches=1, permuted_content=True),
-        "content permuted at test time, quick scale")
-    yield "encoding-size", Preset("sweep", SweepPreset(encoding_size_settings(PAPER_ABLATION),
-                                                       labels=("encoding_size",), report="encoding-size"),
-                                  "encoding size 1..15, validation loss and its elbow, paper scale")
-    yield "encoding-size-quick", Preset("sweep", _quick_ablation(encoding_size_settings(QUICK_ABLATION), 10_000, 2,
-                                                                 ("encoding_size",), "encoding-size"),
-                                        "encoding size ablation, quick scale")
-    yield "dims", Preset("sweep", SweepPreset(dims_settings(PAPER_ABLATION), labels=("ns", "nm"), report="dims"),
-                         "nm and ns in {0, 1, 3, 5, 7, 9}, paper scale")
-    yield "dims-quick", Preset("sweep", _quick_ablation(dims_settings(QUICK_ABLATION), 20_000, 1, ("ns", "nm"),
-                                                        "dims"), "dimension ablation, quick scale")
-    yield "discrete", Preset("sweep", SweepPreset(discrete_settings(PAPER_ABLATION), labels=("discrete", "k"),
-                                                  report="discrete"), "discrete c, s or m with k = 3..10, paper scale")
-    yield "discrete-quick", Preset("sweep", _quick_ablation(discrete_settings(QUICK_ABLATION, ks=(3, 10)), 15_000, 2,
-                                                            ("discrete", "k"), "discrete"),
-                                   "discrete ablation (k = 3, 10), quick scale")
+    yield (
+        "table1-quick",
+        Preset("sweep", SweepPreset(table_settings(QUICK_SWEEP), num_eval_batches=1), "Table 1, quick scale"),
+    )
+    yield (
+        "table1-independent",
+        Preset(
+            "sweep",
+            SweepPreset(table_settings(_independent(PAPER))),
+            "Table 1 with independent Wishart draws, paper scale",
+        ),
+    )
+    yield (
+        "table1-independent-quick",
+        Preset(
+            "sweep",
+            SweepPreset(table_settings(_independent(QUICK_SWEEP)), num_eval_batches=1),
+            "Table 1 with independent Wishart draws, quick scale",
+        ),
+    )
+    yield (
+        "table4",
+        Preset(
+            "sweep",
+            SweepPreset(table_settings(_no_m(PAPER), ("multimodal",))),
+            "Table 4 (no modality-specific latents), paper scale",
+        ),
+    )
+    yield (
+        "table4-quick",
+        Preset(
+            "sweep",
+            SweepPreset(table_settings(_no_m(QUICK_SWEEP), ("multimodal",)), num_eval_batches=1),
+            "Table 4, quick scale",
+        ),
+    )
+    yield (
+        "interventions",
+        Preset(
+            "sweep",
+            SweepPreset(table_settings(PAPER, ("multimodal",)), permuted_content=True),
+            "content permuted at test time, paper scale",
+        ),
+    )
+    yield (
+        "interventions-quick",
+        Preset(
+            "sweep",
+            SweepPreset(table_settings(QUICK_SWEEP, ("multimodal",)), num_eval_batches=1, permuted_content=True),
+            "content permuted at test time, quick scale",
+        ),
+    )
+    yield (
+        "encoding-size",
+        Preset(
+            "sweep",
+            SweepPreset(encoding_size_settings(PAPER_ABLATION), labels=("encoding_size",), report="encoding-size"),
+            "encoding size 1..15, validation loss and its elbow, paper scale",
+        ),
+    )
+    yield (
+        "encoding-size-quick",
+        Preset(
+            "sweep",
+            _quick_ablation(encoding_size_settings(QUICK_ABLATION), 10_000, 2, ("encoding_size",), "encoding-size"),
+            "encoding size ablation, quick scale",
+        ),
+    )
+    yield (
+        "dims",
+        Preset(
+            "sweep",
+            SweepPreset(dims_settings(PAPER_ABLATION), labels=("ns", "nm"), report="dims"),
+            "nm and ns in {0, 1, 3, 5, 7, 9}, paper scale",
+        ),
+    )
+    yield (
+        "dims-quick",
+        Preset(
+            "sweep",
+            _quick_ablation(dims_settings(QUICK_ABLATION), 20_000, 1, ("ns", "nm"), "dims"),
+            "dimension ablation, quick scale",
+        ),
+    )
+    yield (
+        "discrete",
+        Preset(
+            "sweep",
+            SweepPreset(discrete_settings(PAPER_ABLATION), labels=("discrete", "k"), report="discrete"),
+            "discrete c, s or m with k = 3..10, paper scale",
+        ),
+    )
+    yield (
+        "discrete-quick",
+        Preset(
+            "sweep",
+            _quick_ablation(discrete_settings(QUICK_ABLATION, ks=(3, 10)), 15_000, 2, ("discrete", "k"), "discrete"),
+            "discrete ablation (k = 3, 10), quick scale",
+        ),
+    )
 
 
 REGISTRY: dict[tuple[str, str], Preset] = {(p.command, name): p for name, p in _entries()}

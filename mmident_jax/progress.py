@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -47,26 +48,52 @@ class Progress:
     terminal) prints lines instead of drawing bars; `completed` starts bars part-way.
     """
 
-    def __init__(self, totals: dict[str, int], *, enabled: bool = True, completed: dict[str, int] | None = None,
-                 plain: bool | None = None, every: float = 30.0, stream=None, clock=time.monotonic):
+    def __init__(
+        self,
+        totals: dict[str, int],
+        *,
+        enabled: bool = True,
+        completed: dict[str, int] | None = None,
+        plain: bool | None = None,
+        every: float = 30.0,
+        stream=None,
+        clock=time.monotonic,
+    ):
         self.stream, self.clock, self.every = stream or sys.stderr, clock, every
         self.enabled = enabled
         self.bar, self.tasks = None, {}
         completed = completed or {}
-        self.state = {name: {"total": total, "done": completed.get(name, 0), "info": "", "start": None,
-                             "from": completed.get(name, 0), "printed": None, "projected": False}
-                      for name, total in totals.items()}
+        self.state = {
+            name: {
+                "total": total,
+                "done": completed.get(name, 0),
+                "info": "",
+                "start": None,
+                "from": completed.get(name, 0),
+                "printed": None,
+                "projected": False,
+            }
+            for name, total in totals.items()
+        }
         if not enabled:
             return
         self.plain = not self.stream.isatty() if plain is None else plain
         if not self.plain:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bars
 
-            self.bar = Bars(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-            self.tasks = {name: self.bar.add_task(name, total=total, completed=completed.get(name, 0), info="")
-                          for name, total in totals.items()}
+            self.bar = Bars(
+                TextColumn("{task.description:<12}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+            )
+            self.tasks = {
+                name: self.bar.add_task(name, total=total, completed=completed.get(name, 0), info="")
+                for name, total in totals.items()
+            }
             self.bar.start()
         now = self.clock()
         for s in self.state.values():
@@ -90,11 +117,14 @@ class Progress:
         left = (s["total"] - s["done"]) * elapsed / moved if moved > 0 else None
         if n > 0 and not s["projected"] and s["done"] < s["total"]:
             s["projected"] = True
-            self._say(f"{name}: projected {duration(left)} to finish ({moved}/{s['total'] - s['from']} in "
-                      f"{duration(elapsed)})")
+            self._say(
+                f"{name}: projected {duration(left)} to finish ({moved}/{s['total'] - s['from']} in "
+                f"{duration(elapsed)})"
+            )
             if left > HOUR and _on_cpu():
-                self._say(f"warning: {name} is projected to take over an hour on this CPU; a quick preset "
-                          "takes minutes")
+                self._say(
+                    f"warning: {name} is projected to take over an hour on this CPU; a quick preset takes minutes"
+                )
         if self.bar:
             self.bar.update(self.tasks[name], advance=n, **({} if info is None else {"info": info}))
             return
@@ -103,8 +133,10 @@ class Progress:
             s["printed"] = now
             when = "done" if finished else (f"{duration(left)} left" if left is not None else "")
             pct = 100 * s["done"] // max(s["total"], 1)
-            self._say(f"{name}: {s['done']}/{s['total']} ({pct}%) {duration(elapsed)} elapsed, {when}"
-                      + (f"  {s['info']}" if s["info"] else ""))
+            self._say(
+                f"{name}: {s['done']}/{s['total']} ({pct}%) {duration(elapsed)} elapsed, {when}"
+                + (f"  {s['info']}" if s["info"] else "")
+            )
 
     def skip(self, name: str, n: int) -> None:
         """Count `n` units of bar `name` as done before now (resumed or reused work): they
@@ -129,3 +161,28 @@ class Progress:
         if self.bar:
             self.bar.stop()
             self.bar = None
+
+
+@contextlib.contextmanager
+def status(enabled: bool = True, *, stream=None, clock=time.monotonic):
+    """`update(message)` for work in steps of unknown length: a rich spinner on a terminal,
+    else one plain line per message with the time elapsed; nothing when not `enabled`.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> with status(stream=out, clock=iter([0, 5]).__next__) as update:
+    ...     update("hz1: kernel probes")
+    >>> out.getvalue().strip()
+    'hz1: kernel probes (5 s elapsed)'
+    """
+    stream = stream or sys.stderr
+    if not enabled:
+        yield lambda message: None
+    elif stream.isatty():
+        from rich.console import Console
+
+        with Console(file=stream).status("working") as spinner:
+            yield spinner.update
+    else:
+        start = clock()
+        yield lambda message: print(f"{message} ({duration(clock() - start)} elapsed)", file=stream, flush=True)

@@ -30,8 +30,13 @@ def provenance() -> dict:
     differently with another number of (forced host) devices (docs/random-streams.md)."""
     import jax
 
-    return {"mmident_jax": __version__, "git": _git_commit(), "jax": jax.__version__,
-            "backend": jax.default_backend(), "devices": jax.device_count()}
+    return {
+        "mmident_jax": __version__,
+        "git": _git_commit(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": jax.device_count(),
+    }
 
 
 def mismatch(made_by: dict | None) -> str | None:
@@ -44,7 +49,7 @@ def mismatch(made_by: dict | None) -> str | None:
 
 
 def _describe(made_by: dict | None) -> str:
-    """"mmident-jax 0.2.0, JAX 0.10.2 on cpu"."""
+    """ "mmident-jax 0.2.0, JAX 0.10.2 on cpu"."""
     if not made_by:
         return "an earlier version (not recorded)"
     return f"mmident-jax {made_by.get('mmident_jax')}, JAX {made_by.get('jax')} on {made_by.get('backend')}"
@@ -56,8 +61,12 @@ def _git_commit() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40"],
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (done.stdout.strip() or None) if done.returncode == 0 else None

@@ -32,10 +32,10 @@ MISSING = "matplotlib is not installed: pip install 'mmident-jax[plot]'"
 TABLE_LABELS = ("mechanism", "p_chg", "statistical", "causal")
 
 
-
 def count(n: int, noun: str) -> str:
     """`1 seed`, `3 seeds`."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+    return f"{n} {noun}" + ("" if n == 1 else "es" if noun.endswith("ch") else "s")
+
 
 def csv_text(rows: list[dict], columns) -> str:
     """CSV of `rows`: `columns` first, then every other key in sorted order; missing cells empty."""
@@ -78,8 +78,9 @@ def block_key(row: dict) -> str:
     return f"{row['encoding']}: {row['predicted_factors']}"
 
 
-def summarise(rows: list[dict], metric: str, labels=TABLE_LABELS, key=block_key
-              ) -> list[tuple[dict, dict[str, tuple[float, float]]]]:
+def summarise(
+    rows: list[dict], metric: str, labels=TABLE_LABELS, key=block_key
+) -> list[tuple[dict, dict[str, tuple[float, float]]]]:
     """Per setting (in order of appearance): {key(row): (mean, std over seeds)} of `metric`.
 
     Rows without `metric` (e.g. accuracies of continuous blocks) are left out.
@@ -89,8 +90,10 @@ def summarise(rows: list[dict], metric: str, labels=TABLE_LABELS, key=block_key
         cells = settings.setdefault(tuple(r[c] for c in labels), {})
         if metric in r:
             cells.setdefault(key(r), []).append(r[metric])
-    return [(dict(zip(labels, k)), {c: (float(np.mean(v)), float(np.std(v))) for c, v in cells.items()})
-            for k, cells in settings.items()]
+    return [
+        (dict(zip(labels, k)), {c: (float(np.mean(v)), float(np.std(v))) for c, v in cells.items()})
+        for k, cells in settings.items()
+    ]
 
 
 def markdown_table(head: list[str], body: list[list[str]]) -> list[str]:
@@ -139,8 +142,12 @@ def correlation_heatmaps(path: Path, panels: list[tuple[str, np.ndarray, list[st
     plt = pyplot()
     if plt is None:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.45 * sum(len(p[3]) for p in panels) + 3 * len(panels),
-                                                      0.3 * max(len(p[2]) for p in panels) + 1.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(0.45 * sum(len(p[3]) for p in panels) + 3 * len(panels), 0.3 * max(len(p[2]) for p in panels) + 1.5),
+        squeeze=False,
+    )
     for ax, (title, corr, rows, columns) in zip(axes[0], panels):
         image = ax.imshow(np.abs(corr), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
@@ -162,10 +169,13 @@ def own_blocks(encoding: str, rows: list[dict]) -> list[str]:
     return [b for b in own if b in present]
 
 
-TABLE_METRICS = (("r2_nonlinear", "Nonlinear R² (kernel ridge)"), ("r2_linear", "Linear R²"),
-                 ("mcc_pearson_out", "MCC (Pearson, matched on validation, scored on test)"),
-                 ("ceiling_kernel", "Content ceiling: R² of the true content (kernel ridge)"),
-                 ("norm_nonlinear", "Recovered beyond the content ceiling (normalised kernel-ridge score)"))
+TABLE_METRICS = (
+    ("r2_nonlinear", "Nonlinear R² (kernel ridge)"),
+    ("r2_linear", "Linear R²"),
+    ("mcc_pearson_out", "MCC (Pearson, matched on validation, scored on test)"),
+    ("ceiling_kernel", "Content ceiling: R² of the true content (kernel ridge)"),
+    ("norm_nonlinear", "Recovered beyond the content ceiling (normalised kernel-ridge score)"),
+)
 
 
 def tables_markdown(name: str, rows: list[dict], seeds: int) -> str:
@@ -179,11 +189,21 @@ def tables_markdown(name: str, rows: list[dict], seeds: int) -> str:
         for mechanism in dict.fromkeys(r["mechanism"] for r in rows):
             mrows = [r for r in rows if r["mechanism"] == mechanism]
             columns = [f"{e}: {b}" for e in ("hz1", "hz2") for b in own_blocks(e, mrows)]
-            body = [[f"{labels['p_chg']:g}", "yes" if labels["statistical"] else "no",
-                     "yes" if labels["causal"] else "no", *(cell(cells, c) for c in columns)]
-                    for labels, cells in summarise(mrows, metric)]
-            lines += [f"## {title}, {mechanism}, mean ± std over {count(seeds, 'seed')}", "",
-                      *markdown_table(["p_chg", "stat.", "caus.", *columns], body), ""]
+            body = [
+                [
+                    f"{labels['p_chg']:g}",
+                    "yes" if labels["statistical"] else "no",
+                    "yes" if labels["causal"] else "no",
+                    *(cell(cells, c) for c in columns),
+                ]
+                for labels, cells in summarise(mrows, metric)
+            ]
+            lines += [
+                f"## {title}, {mechanism}, mean ± std over {count(seeds, 'seed')}",
+                "",
+                *markdown_table(["p_chg", "stat.", "caus.", *columns], body),
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -203,8 +223,10 @@ def tables_figure(path: Path, name: str, rows: list[dict]) -> bool:
             means, stds = zip(*(cells.get(f"hz1: {block}", (np.nan, 0.0)) for _, cells in summary))
             ax.bar(np.arange(len(summary)) + j * width, means, width, yerr=stds, label=block, capsize=2)
         ax.set_xticks(np.arange(len(summary)) + 0.4 - width / 2)
-        ax.set_xticklabels([f"p={l['p_chg']:g}{chr(10)}{'stat ' * l['statistical']}{'caus' * l['causal']}"
-                            for l, _ in summary], fontsize=8)
+        ax.set_xticklabels(
+            [f"p={s['p_chg']:g}{chr(10)}{'stat ' * s['statistical']}{'caus' * s['causal']}" for s, _ in summary],
+            fontsize=8,
+        )
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("nonlinear R² (hz1)")
         ax.set_title(f"{name}: {mechanism}")

@@ -66,17 +66,22 @@ def prepare(run_dir, cfg):
     stored = None
     if (run_dir / CONFIG).exists():
         stored = load_config(run_dir, type(cfg))
-        differing = [name for name, value in stored.to_dict().items()
-                     if name not in RESUMABLE and getattr(cfg, name) != value]
+        differing = [
+            name for name, value in stored.to_dict().items() if name not in RESUMABLE and getattr(cfg, name) != value
+        ]
         schedule = getattr(stored, "lr_schedule", "constant")
         if schedule != "constant" and cfg.train_steps != stored.train_steps:
-            raise RunDirError(f"{run_dir} trains with the {schedule} schedule, which ends at train_steps="
-                              f"{stored.train_steps}; --train-steps {cfg.train_steps} would change the steps "
-                              "already taken (start a new run to train longer)")
+            raise RunDirError(
+                f"{run_dir} trains with the {schedule} schedule, which ends at train_steps="
+                f"{stored.train_steps}; --train-steps {cfg.train_steps} would change the steps "
+                "already taken (start a new run to train longer)"
+            )
         if differing:
             name = differing[0]
-            raise RunDirError(f"{run_dir} holds a run with {name}={getattr(stored, name)!r}, "
-                              f"not {getattr(cfg, name)!r}; use another --run-dir")
+            raise RunDirError(
+                f"{run_dir} holds a run with {name}={getattr(stored, name)!r}, "
+                f"not {getattr(cfg, name)!r}; use another --run-dir"
+            )
     elif run_dir.is_dir() and any(run_dir.iterdir()):
         raise RunDirError(f"{run_dir} is not empty and holds no run ({CONFIG} missing)")
     from mmident_jax.provenance import provenance
@@ -144,8 +149,11 @@ def restore_checkpoint(run_dir, target, name: str = CHECKPOINT):
     try:
         return serialization.from_bytes(target, path.read_bytes())
     except Exception as e:  # msgpack's and flax's errors for a truncated or foreign file
-        kept = (f"the one before it is kept as {previous(path).name} (rename it to {name} to resume from it)"
-                if previous(path).is_file() else "restore it or start a new run")
+        kept = (
+            f"the one before it is kept as {previous(path).name} (rename it to {name} to resume from it)"
+            if previous(path).is_file()
+            else "restore it or start a new run"
+        )
         raise RunDirError(f"{path} is not a readable checkpoint of this run ({type(e).__name__}); {kept}") from None
 
 
@@ -190,8 +198,9 @@ def _differs(stored: dict, wanted: dict) -> str:
                 for name in dict.fromkeys([*want["config"], *have["config"]]):
                     if have["config"].get(name) != want["config"].get(name) and name not in fields:
                         fields.add(name)
-                        phrases.append(f"{name}={have['config'].get(name)!r} where this sweep has "
-                                       f"{want['config'].get(name)!r}")
+                        phrases.append(
+                            f"{name}={have['config'].get(name)!r} where this sweep has {want['config'].get(name)!r}"
+                        )
         elif key == "settings" and isinstance(stored.get(key), list):
             phrases.append(f"{len(stored[key])} settings where this sweep has {len(wanted[key])}")
         else:

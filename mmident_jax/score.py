@@ -31,7 +31,8 @@ Command line: ``mmident-jax score --latents Z.npz --codes H.npz [--blocks c=0:5,
 several, e.g. ``hz1`` and ``hz2``) and, with ``--out``, writes ``DIR/scores.csv``
 (a ``codes`` column names the array) atomically (readers see the old file or the new
 one; a rerun replaces it). Files are what ``numpy.save`` / ``numpy.savez`` write;
-PyTorch and pickled files are refused with how to save them. Bad input raises `ScoreError` with a one-line message; `run` prints it
+PyTorch and pickled files are refused with how to save them. Bad input raises
+`ScoreError` with a one-line message; `run` prints it
 and returns 2. Wiring: ``score.add_parser(commands)`` in ``cli.build_parser`` and
 ``if args.command == "score": return score.run(args)`` in ``cli.main``; importing
 this module loads no JAX.
@@ -69,10 +70,22 @@ METRICS = ("linear", "kernel", "mcc", "dci", "ceiling")
 PROBES = ("linear", "kernel")
 ALL = "all"
 COLUMNS = (
-    "codes", "block", "dims", "r2_linear", "r2_nonlinear",
-    "mcc_pearson_in", "mcc_pearson_out", "mcc_spearman_in", "mcc_spearman_out",
-    "dci_d", "dci_c", "dci_i",
-    "ceiling_linear", "ceiling_kernel", "norm_linear", "norm_kernel",
+    "codes",
+    "block",
+    "dims",
+    "r2_linear",
+    "r2_nonlinear",
+    "mcc_pearson_in",
+    "mcc_pearson_out",
+    "mcc_spearman_in",
+    "mcc_spearman_out",
+    "dci_d",
+    "dci_c",
+    "dci_i",
+    "ceiling_linear",
+    "ceiling_kernel",
+    "norm_linear",
+    "norm_kernel",
 )
 MIN_SAMPLES = 5  # in each of validation and test (DCI's five folds need five validation samples)
 SCORES_CSV = "scores.csv"
@@ -128,8 +141,7 @@ def latent_blocks(latents, blocks: Mapping[str, tuple[int, int]] | None = None) 
                 except (TypeError, ValueError):
                     raise ScoreError(f"block {name!r}: expected (start, stop) columns, got {cols!r}") from None
                 if not 0 <= start < stop <= z.shape[1]:
-                    raise ScoreError(f"block {name!r}: columns ({start}, {stop}) outside 0..{z.shape[1]} "
-                                     "or empty")
+                    raise ScoreError(f"block {name!r}: columns ({start}, {stop}) outside 0..{z.shape[1]} or empty")
                 named[str(name)] = z[:, start:stop]
     if not named:
         raise ScoreError("no latent blocks given")
@@ -172,9 +184,18 @@ def _check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- scoring
 
 
-def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None,
-          metrics: Sequence[str] = METRICS, content: str = "c", val_fraction: float = 0.5, seed: int = 0,
-          split: tuple | None = None, kernel_approx: str | None = None) -> list[dict]:
+def score(
+    latents,
+    codes,
+    *,
+    blocks: Mapping[str, tuple[int, int]] | None = None,
+    metrics: Sequence[str] = METRICS,
+    content: str = "c",
+    val_fraction: float = 0.5,
+    seed: int = 0,
+    split: tuple | None = None,
+    kernel_approx: str | None = None,
+) -> list[dict]:
     """One row per latent block and one ``"all"`` row, with a column per metric (module docstring).
 
     ``latents``: a dict of named (n, d_b) blocks, or one (n, d) array with ``blocks``
@@ -189,7 +210,8 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
     """
     import jax
 
-    from mmident_jax import identifiability as I, probes as P
+    from mmident_jax import identifiability as I
+    from mmident_jax import probes as P
 
     metrics = tuple(m for m in metrics.split(",") if m) if isinstance(metrics, str) else tuple(metrics)
     unknown = [m for m in metrics if m not in METRICS]
@@ -201,14 +223,18 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
     if any(len(v) != n for v in named.values()):
         raise ScoreError(f"latents have {len(next(iter(named.values())))} samples, codes {n}")
     if "ceiling" in metrics and content not in named:
-        raise ScoreError(f"content block {content!r} not among the latent blocks {list(named)}; name the blocks "
-                         "(a dict, blocks= or --blocks c=0:5,s=5:10), choose content= (--content) or leave "
-                         "'ceiling' out of the metrics")
+        raise ScoreError(
+            f"content block {content!r} not among the latent blocks {list(named)}; name the blocks "
+            "(a dict, blocks= or --blocks c=0:5,s=5:10), choose content= (--content) or leave "
+            "'ceiling' out of the metrics"
+        )
     for name, block in named.items():
         constant = np.flatnonzero(np.ptp(block, axis=0) == 0)
         if constant.size:
-            raise ScoreError(f"latent block {name!r} is constant in column(s) {constant.tolist()}: R² is undefined "
-                             "there; leave those columns out")
+            raise ScoreError(
+                f"latent block {name!r} is constant in column(s) {constant.tolist()}: R² is undefined "
+                "there; leave those columns out"
+            )
     dead = np.flatnonzero(np.ptp(h, axis=0) == 0)
     if dead.size == h.shape[1]:
         raise ScoreError("the codes are constant: there is nothing to score")
@@ -220,8 +246,10 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
     if min(len(val), len(test)) < MIN_SAMPLES:
         raise ScoreError(f"need at least {MIN_SAMPLES} validation and test samples, got {len(val)} and {len(test)}")
     if "kernel" in metrics and kernel_approx is None and len(val) > P.EXACT_MAX_N:
-        raise ScoreError(f"{len(val)} validation samples exceed the exact kernel probe's limit "
-                         f"{P.EXACT_MAX_N}; use kernel_approx='nystrom' (--kernel-approx nystrom)")
+        raise ScoreError(
+            f"{len(val)} validation samples exceed the exact kernel probe's limit "
+            f"{P.EXACT_MAX_N}; use kernel_approx='nystrom' (--kernel-approx nystrom)"
+        )
 
     names = list(named)
     z = np.concatenate([named[k] for k in names], axis=1)
@@ -246,18 +274,25 @@ def score(latents, codes, *, blocks: Mapping[str, tuple[int, int]] | None = None
         columns, d = I.block_columns(z_val, h_val, z_test, h_test, slices, metrics)
         if d is not None:
             if not d.converged:
-                warnings.warn(f"DCI: some Lasso fits stopped after {I.LASSO_MAX_SWEEPS} sweeps before their "
-                              "duality gap closed (nearly collinear codes?); importances are approximate",
-                              stacklevel=2)
+                warnings.warn(
+                    f"DCI: some Lasso fits stopped after {I.LASSO_MAX_SWEEPS} sweeps before their "
+                    "duality gap closed (nearly collinear codes?); importances are approximate",
+                    stacklevel=2,
+                )
             rows[ALL]["dci_d"] = d.disentanglement
         for k, cols in columns.items():
             rows[k].update(cols)
         if "ceiling" in metrics:
             for probe in [p for p in PROBES if p in metrics] or ["linear"]:
                 options = kernel if probe == "kernel" else {}
-                ceilings = I.dependence_ceilings(named[content][val], [named[k][val] for k in names],
-                                                 named[content][test], [named[k][test] for k in names],
-                                                 probe=probe, **options)
+                ceilings = I.dependence_ceilings(
+                    named[content][val],
+                    [named[k][val] for k in names],
+                    named[content][test],
+                    [named[k][test] for k in names],
+                    probe=probe,
+                    **options,
+                )
                 for k, ceiling in zip(names, ceilings):
                     rows[k][f"ceiling_{probe}"] = ceiling
                     r2 = rows[k].get("r2_linear" if probe == "linear" else "r2_nonlinear")
@@ -309,14 +344,18 @@ def _load(path, what: str):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
         if any(n.endswith("data.pkl") for n in names):
-            raise ScoreError(f"{what} file {path} is a PyTorch file (torch.save), which is not read; in PyTorch, "
-                             + SAVE_HINT.replace("array)", "tensor.cpu().numpy())"))
+            raise ScoreError(
+                f"{what} file {path} is a PyTorch file (torch.save), which is not read; in PyTorch, "
+                + SAVE_HINT.replace("array)", "tensor.cpu().numpy())")
+            )
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as error:
         if "pickle" in str(error):  # numpy's wording suggests allow_pickle=True: unsafe, not advised here
-            raise ScoreError(f"{what} file {path} is not an array file numpy wrote (pickled objects or another "
-                             f"format, not read); {SAVE_HINT}") from None
+            raise ScoreError(
+                f"{what} file {path} is not an array file numpy wrote (pickled objects or another "
+                f"format, not read); {SAVE_HINT}"
+            ) from None
         raise ScoreError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}; {SAVE_HINT}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise ScoreError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}; {SAVE_HINT}") from None
@@ -368,8 +407,12 @@ def parse_blocks(text: str) -> dict[str, tuple[int, int]]:
 def _inputs(args) -> tuple:
     """(latents, {name: codes}, split) from the command line's files."""
     given = {"--latents": args.latents, "--codes": args.codes}
-    split_files = {"--val-latents": args.val_latents, "--val-codes": args.val_codes,
-                   "--test-latents": args.test_latents, "--test-codes": args.test_codes}
+    split_files = {
+        "--val-latents": args.val_latents,
+        "--val-codes": args.val_codes,
+        "--test-latents": args.test_latents,
+        "--test-codes": args.test_codes,
+    }
     if any(v is not None for v in split_files.values()):
         if any(v is not None for v in given.values()):
             raise ScoreError("give either --latents and --codes, or the four --val-*/--test-* files, not both")
@@ -381,14 +424,20 @@ def _inputs(args) -> tuple:
             latents = load_latents(getattr(args, f"{where}_latents"))
             if args.blocks is not None and isinstance(latents, dict):
                 raise ScoreError(f"--blocks cuts one latents array; --{where}-latents holds {len(latents)}")
-            parts.append((latent_blocks(latents, None if args.blocks is None else parse_blocks(args.blocks)),
-                          load_codes(getattr(args, f"{where}_codes"))))
+            parts.append(
+                (
+                    latent_blocks(latents, None if args.blocks is None else parse_blocks(args.blocks)),
+                    load_codes(getattr(args, f"{where}_codes")),
+                )
+            )
         (z_val, h_val), (z_test, h_test) = parts
         if len(h_val) == len(h_test) == 1:  # one array each (e.g. two .npy files): the validation file names it
             h_test = {next(iter(h_val)): next(iter(h_test.values()))}
         if list(z_val) != list(z_test) or list(h_val) != list(h_test):
-            raise ScoreError(f"validation and test files name different arrays: latents {list(z_val)} and "
-                             f"{list(z_test)}, codes {list(h_val)} and {list(h_test)}")
+            raise ScoreError(
+                f"validation and test files name different arrays: latents {list(z_val)} and "
+                f"{list(z_test)}, codes {list(h_val)} and {list(h_test)}"
+            )
         n_val = {len(v) for v in (*z_val.values(), *h_val.values())}
         if len(n_val) > 1:
             raise ScoreError(f"the validation files have different numbers of samples: {sorted(n_val)}")
@@ -408,24 +457,35 @@ def _inputs(args) -> tuple:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``score`` command to an argparse ``subparsers`` object; returns its parser."""
-    parser = subparsers.add_parser("score", help="identifiability metrics of any codes against latents; "
-                                                 "writes scores.csv")
-    parser.add_argument("--latents", help="an .npz with one (n, d) array per named latent block, or one (n, d) "
-                                          "array (.npy or .npz) with --blocks")
+    parser = subparsers.add_parser(
+        "score", help="identifiability metrics of any codes against latents; writes scores.csv"
+    )
+    parser.add_argument(
+        "--latents",
+        help="an .npz with one (n, d) array per named latent block, or one (n, d) array (.npy or .npz) with --blocks",
+    )
     parser.add_argument("--codes", help="(n, d) codes: an .npy, or an .npz of named arrays (one table each)")
     parser.add_argument("--blocks", help="names for column ranges of one latents array, e.g. c=0:5,s=5:10")
     for where, text in (("val", "validation (fit)"), ("test", "test (score)")):
         parser.add_argument(f"--{where}-latents", help=f"the {text} latents: a given split, instead of --latents")
         parser.add_argument(f"--{where}-codes", help=f"the {text} codes, instead of --codes")
     parser.add_argument("--out", help="directory for scores.csv (default: print only)")
-    parser.add_argument("--metrics", default=",".join(METRICS),
-                        help=f"comma-separated subset of {','.join(METRICS)} (default all)")
+    parser.add_argument(
+        "--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)} (default all)"
+    )
     parser.add_argument("--content", default="c", help="the content block, for the ceilings (default c)")
-    parser.add_argument("--val-fraction", type=float, default=0.5,
-                        help="share of the samples that fit the probes; the rest score them (default 0.5)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.5,
+        help="share of the samples that fit the probes; the rest score them (default 0.5)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation/test permutation (default 0)")
-    parser.add_argument("--kernel-approx", choices=("nystrom",),
-                        help="Nyström kernel ridge (needed above probes.EXACT_MAX_N validation samples)")
+    parser.add_argument(
+        "--kernel-approx",
+        choices=("nystrom",),
+        help="Nyström kernel ridge (needed above probes.EXACT_MAX_N validation samples)",
+    )
     return parser
 
 
@@ -444,8 +504,16 @@ def run(args: argparse.Namespace) -> None:
     for name, h in codes.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            scored = score(latents, h, metrics=metrics, content=args.content, val_fraction=args.val_fraction,
-                           seed=args.seed, split=split, kernel_approx=args.kernel_approx)
+            scored = score(
+                latents,
+                h,
+                metrics=metrics,
+                content=args.content,
+                val_fraction=args.val_fraction,
+                seed=args.seed,
+                split=split,
+                kernel_approx=args.kernel_approx,
+            )
         for w in caught:
             print(f"warning: {name}: {w.message}", file=sys.stderr)
         scored = [{"codes": name, **r} for r in scored]

@@ -51,7 +51,7 @@ class Stacked:
         from jax.experimental import multihost_utils
 
         if first < len(diverged_at):
-            save_part(self.path, step, first, local, diverged_at[first:first + len(jax.tree.leaves(local)[0])])
+            save_part(self.path, step, first, local, diverged_at[first : first + len(jax.tree.leaves(local)[0])])
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices(f"{self.path} step {step}")
         if jax.process_index() == 0:
@@ -79,8 +79,9 @@ def save_part(path: Path, step: int, lo: int, state, diverged_at: np.ndarray) ->
 def commit(path: Path, step: int, parts: list[tuple[int, int]]) -> None:
     """Name the parts of `step` as the checkpoint (call once all are written) and drop older steps."""
     keep = {_part(path, step, lo, hi).name for lo, hi in parts}
-    rundir.write_atomic(path / LATEST, json.dumps({"step": step, "runs": parts[-1][1],
-                                                   "parts": [list(p) for p in parts]}).encode())
+    rundir.write_atomic(
+        path / LATEST, json.dumps({"step": step, "runs": parts[-1][1], "parts": [list(p) for p in parts]}).encode()
+    )
     for stale in path.glob("step*.msgpack"):
         if stale.name not in keep:
             stale.unlink(missing_ok=True)
@@ -93,15 +94,20 @@ def restore(path: Path, target):
 
     try:
         latest = json.loads((path / LATEST).read_text())
-        parts = [serialization.msgpack_restore(_part(path, latest["step"], lo, hi).read_bytes())
-                 for lo, hi in latest["parts"]]
+        parts = [
+            serialization.msgpack_restore(_part(path, latest["step"], lo, hi).read_bytes())
+            for lo, hi in latest["parts"]
+        ]
         joined = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
         state = serialization.from_state_dict(target, joined["state"])
     except Exception as e:  # a missing part, truncated msgpack, or a checkpoint of other runs
-        raise rundir.RunDirError(f"{path} is not a readable checkpoint of this group "
-                                 f"({type(e).__name__}: {e}); delete it to retrain the group") from None
+        raise rundir.RunDirError(
+            f"{path} is not a readable checkpoint of this group "
+            f"({type(e).__name__}: {e}); delete it to retrain the group"
+        ) from None
     stored, wanted = len(joined["diverged_at"]), len(jax.tree.leaves(target)[0])
     if stored != wanted:
-        raise rundir.RunDirError(f"{path} holds {stored} runs, not this group's {wanted}; "
-                                 "delete it to retrain the group")
+        raise rundir.RunDirError(
+            f"{path} holds {stored} runs, not this group's {wanted}; delete it to retrain the group"
+        )
     return int(latest["step"]), state, joined["diverged_at"]

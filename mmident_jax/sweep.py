@@ -28,8 +28,9 @@ Example, two runs of the core's counter, evaluated by their final value:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, Callable, Hashable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -83,12 +84,16 @@ def stack_runs(study: Study, runs: list[Run]) -> tuple[np.ndarray, Any]:
     return keys, jax.tree.map(lambda *xs: np.stack(xs), *(jax.device_get(study.hyper(run)) for run in runs))
 
 
-def train_group(study: Study, cfg, runs: list[Run], store: engine.Store | None = None,
-                on_chunk: Callable[[engine.Chunk], None] | None = None) -> engine.Trained:
+def train_group(
+    study: Study,
+    cfg,
+    runs: list[Run],
+    store: engine.Store | None = None,
+    on_chunk: Callable[[engine.Chunk], None] | None = None,
+) -> engine.Trained:
     """Train the runs of one program (`group_runs`) together, sharded over every device."""
     keys, hp = stack_runs(study, runs)
-    return engine.train_runs(study.experiment(cfg), keys, hp, store=store, on_chunk=on_chunk,
-                             batching=study.batching)
+    return engine.train_runs(study.experiment(cfg), keys, hp, store=store, on_chunk=on_chunk, batching=study.batching)
 
 
 def evaluate_group(study: Study, trained: engine.Trained, runs: list[Run], on_run=None) -> list[dict]:
@@ -98,8 +103,10 @@ def evaluate_group(study: Study, trained: engine.Trained, runs: list[Run], on_ru
     for i in range(len(jax.tree.leaves(trained.state)[0])):
         run = runs[trained.first + i]
         diverged = int(trained.diverged_at[trained.first + i])
-        rows.extend({**dict(run.labels), "seed": run.seed, **row, **({"diverged_at": diverged} if diverged else {})}
-                    for row in study.evaluate(jax.tree.map(lambda x: x[i], trained.state), run))
+        rows.extend(
+            {**dict(run.labels), "seed": run.seed, **row, **({"diverged_at": diverged} if diverged else {})}
+            for row in study.evaluate(jax.tree.map(lambda x: x[i], trained.state), run)
+        )
         if on_run:
             on_run()
     return rows
@@ -112,7 +119,7 @@ def _gather_rows(rows: list[dict]) -> list[dict]:
     data = np.frombuffer(json.dumps(rows).encode(), np.uint8)
     sizes = multihost_utils.process_allgather(np.array([data.size])).reshape(-1)
     padded = np.zeros(int(sizes.max()), np.uint8)
-    padded[:data.size] = data
+    padded[: data.size] = data
     everyone = multihost_utils.process_allgather(padded)
     return [row for p, size in enumerate(sizes) for row in json.loads(everyone[p, :size].tobytes())]
 
@@ -140,8 +147,9 @@ def label(run: Run) -> str:
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in run.labels)
 
 
-def sweep(study: Study, out: Path | None = None, *, train_only: bool = False, progress: bool = True,
-          say=print) -> list[dict]:
+def sweep(
+    study: Study, out: Path | None = None, *, train_only: bool = False, progress: bool = True, say=print
+) -> list[dict]:
     """Train and evaluate every run of `study`; returns their rows, in the study's order.
 
     With `out`, each group's checkpoint (`groupN.ckpt`), training-loss curve
@@ -157,8 +165,10 @@ def sweep(study: Study, out: Path | None = None, *, train_only: bool = False, pr
         out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(study)
     steps = sum(study.experiment(cfg).train_steps * len(runs) for cfg, runs in groups)
-    bar = Progress({"seed-steps": steps, **({} if train_only else {"runs probed": len(study.runs)})},
-                   enabled=progress and jax.process_index() == 0)
+    bar = Progress(
+        {"seed-steps": steps, **({} if train_only else {"runs probed": len(study.runs)})},
+        enabled=progress and jax.process_index() == 0,
+    )
     rows = []
     for g, (cfg, runs) in enumerate(groups):
         train_steps = study.experiment(cfg).train_steps
@@ -191,8 +201,12 @@ def sweep(study: Study, out: Path | None = None, *, train_only: bool = False, pr
         bar.advance("seed-steps", info="probing codes")
         group_rows = _gather_rows(evaluate_group(study, trained, runs, on_run=lambda: bar.advance("runs probed", 1)))
         if done is not None and jax.process_index() == 0:
-            rundir.write_atomic(done, json.dumps({"evaluation": study.evaluation, "made_by": provenance.provenance(),
-                                                  "rows": group_rows}).encode())
+            rundir.write_atomic(
+                done,
+                json.dumps(
+                    {"evaluation": study.evaluation, "made_by": provenance.provenance(), "rows": group_rows}
+                ).encode(),
+            )
         rows.extend(group_rows)
     bar.finish()
     return rows
@@ -229,8 +243,9 @@ def initialize_distributed(coordinator_address=None, num_processes=None, process
     CPU processes exchange data with gloo collectives.
     """
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # accelerators ignore it
-    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                               process_id=process_id)
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+    )
 
 
 def identity(name: str, study: Study, seeds: int, **extra) -> dict:
@@ -240,8 +255,17 @@ def identity(name: str, study: Study, seeds: int, **extra) -> dict:
     settings = {}
     for run in study.runs:
         settings.setdefault(run.labels, run.cfg)
-    return json.loads(json.dumps({"preset": name, "seeds": seeds, **extra, "batching": study.batching, "settings": [
-        {"labels": dict(labels), "config": cfg.to_dict()} for labels, cfg in settings.items()]}))
+    return json.loads(
+        json.dumps(
+            {
+                "preset": name,
+                "seeds": seeds,
+                **extra,
+                "batching": study.batching,
+                "settings": [{"labels": dict(labels), "config": cfg.to_dict()} for labels, cfg in settings.items()],
+            }
+        )
+    )
 
 
 def stored_rows(out: Path, study: Study) -> list[dict]:
@@ -256,5 +280,6 @@ def stored_rows(out: Path, study: Study) -> list[dict]:
 def diverged_runs(rows: list[dict], labels) -> list[str]:
     """One phrase per diverged run of `rows`: its labels, seed and the step it diverged at."""
     runs = {(*(r[k] for k in labels), r["seed"]): r["diverged_at"] for r in rows if "diverged_at" in r}
-    return [" ".join(f"{k}={v}" for k, v in zip((*labels, "seed"), run)) + f" at step {step}"
-            for run, step in runs.items()]
+    return [
+        " ".join(f"{k}={v}" for k, v in zip((*labels, "seed"), run)) + f" at step {step}" for run, step in runs.items()
+    ]

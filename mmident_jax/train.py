@@ -19,7 +19,8 @@ Example, three seeds in one program:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +43,9 @@ def init_truth(key: jax.Array, cfg: Config) -> GroundTruth:
     k_latents, k_f1, k_f2 = jax.random.split(stream(key, "truth"), 3)
 
     def mixer(k):
-        return mixing.init(k, cfg.n_latent, cfg.n_mixing_layer, method=cfg.mixing_init,
-                           pool=cfg.cond_pool, ratio=cfg.cond_thresh_ratio)
+        return mixing.init(
+            k, cfg.n_latent, cfg.n_mixing_layer, method=cfg.mixing_init, pool=cfg.cond_pool, ratio=cfg.cond_thresh_ratio
+        )
 
     f1 = mixer(k_f1)
     f2 = f1 if cfg.shared_mixing else mixer(k_f2)
@@ -75,8 +77,9 @@ def objective(cfg: Config, hp: Hyper, h1: jax.Array, h2: jax.Array, n_positive: 
         return losses.infonce(h1[:b], h2[:b], h1[b:], h2[b:], hp.temperature)
 
 
-def contrastive_loss(params, cfg: Config, hp: Hyper, truth: GroundTruth,
-                     positives: latents.Blocks, negatives: latents.Blocks) -> jax.Array:
+def contrastive_loss(
+    params, cfg: Config, hp: Hyper, truth: GroundTruth, positives: latents.Blocks, negatives: latents.Blocks
+) -> jax.Array:
     """The configured objective on a positive batch (and an independent negative batch)."""
     b = positives.c.shape[0]
     if cfg.loss == "clip":
@@ -89,8 +92,7 @@ def data(state: TrainState, cfg: Config, hp: Hyper) -> tuple[latents.Blocks, lat
     """The positive and the independent negative batch of step `state.step`, drawn on the device."""
     k_pos, k_neg = jax.random.split(jax.random.fold_in(stream(state.key, "data"), state.step))
     with jax.named_scope("sample"):
-        return tuple(latents.sample_blocks(k, state.truth.latents, cfg, hp, cfg.batch_size)
-                     for k in (k_pos, k_neg))
+        return tuple(latents.sample_blocks(k, state.truth.latents, cfg, hp, cfg.batch_size) for k in (k_pos, k_neg))
 
 
 def make_init(cfg: Config) -> Callable[[jax.Array, Hyper], TrainState]:
@@ -154,8 +156,14 @@ def train_seeds(cfg: Config, seeds: int = 1, *, progress: bool = True) -> TrainS
     keys = np.stack([np.asarray(jax.random.PRNGKey(cfg.seed + i)) for i in range(seeds)])
     hp = jax.tree.map(lambda x: np.full((seeds,), x), hyper(cfg))
     bar = Progress({"seed-steps": cfg.train_steps * seeds}, enabled=progress)
-    trained = engine.train_runs(experiment(cfg), keys, hp, on_chunk=lambda chunk: bar.advance(
-        "seed-steps", chunk.length * seeds, info=f"loss {float(np.nanmean(chunk.losses)):.4f}"))
+    trained = engine.train_runs(
+        experiment(cfg),
+        keys,
+        hp,
+        on_chunk=lambda chunk: bar.advance(
+            "seed-steps", chunk.length * seeds, info=f"loss {float(np.nanmean(chunk.losses)):.4f}"
+        ),
+    )
     bar.close()
     bad = [cfg.seed + i for i in np.flatnonzero(trained.diverged_at)]
     if bad:
@@ -165,8 +173,7 @@ def train_seeds(cfg: Config, seeds: int = 1, *, progress: bool = True) -> TrainS
 
 def fit(cfg: Config, run_dir, *, monitor=None, progress: bool = True, print_fn=print) -> TrainState:
     """Train `cfg` in `run_dir` (resuming from its checkpoint) with `driver.fit`."""
-    return driver.fit(cfg, run_dir, experiment(cfg), hyper(cfg), monitor=monitor, progress=progress,
-                      print_fn=print_fn)
+    return driver.fit(cfg, run_dir, experiment(cfg), hyper(cfg), monitor=monitor, progress=progress, print_fn=print_fn)
 
 
 def restore(run_dir, cfg: Config) -> TrainState:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from mmident_jax import ablations, presets, report, sweep, train
 from mmident_jax.config import Config, Hyper, hyper, replace
-from mmident_jax.evaluation import COLUMNS as PROBE_COLUMNS, evaluate, validation_loss
+from mmident_jax.evaluation import COLUMNS as PROBE_COLUMNS
+from mmident_jax.evaluation import evaluate, validation_loss
 from mmident_jax.presets import SweepPreset
 
 
@@ -32,44 +33,70 @@ def program_key(cfg: Config) -> Config:
 
 def evaluation_settings(preset: SweepPreset) -> dict:
     """What a sweep's evaluation depends on beyond the trained states."""
-    return {"probes": list(preset.probes), "num_eval_batches": preset.num_eval_batches,
-            "eval_batch_size": preset.eval_batch_size, "nonlinear_probe": preset.nonlinear_probe,
-            "metrics": list(preset.metrics), "permuted_content": preset.permuted_content}
+    return {
+        "probes": list(preset.probes),
+        "num_eval_batches": preset.num_eval_batches,
+        "eval_batch_size": preset.eval_batch_size,
+        "nonlinear_probe": preset.nonlinear_probe,
+        "metrics": list(preset.metrics),
+        "permuted_content": preset.permuted_content,
+    }
 
 
 def study(preset: SweepPreset) -> sweep.Study:
     """Every (setting, seed) of `preset` for the sweep engine; a run's rows: validation loss and probe scores."""
 
     def evaluate_run(state, run: sweep.Run) -> list[dict]:
-        table = evaluate(state, run.cfg, probes=preset.probes, num_batches=preset.num_eval_batches,
-                         batch_size=preset.eval_batch_size, permuted_content=preset.permuted_content,
-                         nonlinear_probe=preset.nonlinear_probe, metrics=preset.metrics)
+        table = evaluate(
+            state,
+            run.cfg,
+            probes=preset.probes,
+            num_batches=preset.num_eval_batches,
+            batch_size=preset.eval_batch_size,
+            permuted_content=preset.permuted_content,
+            nonlinear_probe=preset.nonlinear_probe,
+            metrics=preset.metrics,
+        )
         val_loss = validation_loss(state, run.cfg)
         return [{"val_loss": val_loss, **row} for row in table]
 
     runs = [sweep.Run(s.cfg, seed, s.label) for s in preset.settings for seed in range(preset.seeds)]
-    return sweep.Study(runs, train.experiment, lambda run: hyper(run.cfg), program_key, evaluate_run,
-                       evaluation_settings(preset))
+    return sweep.Study(
+        runs, train.experiment, lambda run: hyper(run.cfg), program_key, evaluate_run, evaluation_settings(preset)
+    )
 
 
-REPORTS = {"tables": report.write_tables, "encoding-size": ablations.write_encoding_size,
-           "dims": ablations.write_dims, "discrete": ablations.write_discrete}
+REPORTS = {
+    "tables": report.write_tables,
+    "encoding-size": ablations.write_encoding_size,
+    "dims": ablations.write_dims,
+    "discrete": ablations.write_discrete,
+}
 
 
 def about(name: str, preset: SweepPreset) -> str:
     """How a sweep's tables were made: seeds, steps, batch, precision, evaluation, and each of
     these that differs from the registered preset `name`."""
+
     def facts(p: SweepPreset) -> dict:
         cfgs = [s.cfg for s in p.settings]
         one = lambda values: ", ".join(dict.fromkeys(f"{v:,}" if isinstance(v, int) else str(v) for v in values))
-        return {"seeds": str(p.seeds), "steps": one(c.train_steps for c in cfgs),
-                "batch": one(c.batch_size for c in cfgs), "precision": one(c.precision for c in cfgs),
-                "evaluation": f"{p.num_eval_batches} × {p.eval_batch_size} samples",
-                "probes": ", ".join(p.nonlinear_probe if x == "kernel" else x for x in p.probes)}
+        return {
+            "seeds": str(p.seeds),
+            "steps": one(c.train_steps for c in cfgs),
+            "batch": one(c.batch_size for c in cfgs),
+            "precision": one(c.precision for c in cfgs),
+            "evaluation": f"{p.num_eval_batches} × {p.eval_batch_size} samples",
+            "probes": ", ".join(p.nonlinear_probe if x == "kernel" else x for x in p.probes),
+        }
+
     mine = facts(preset)
     base = facts(presets.sweep_preset(name)) if ("sweep", name) in presets.REGISTRY else mine
-    return "Settings: " + "; ".join(f"{k} {v}" + (f" (**the preset: {base[k]}**)" if base[k] != v else "")
-                                    for k, v in mine.items()) + "."
+    return (
+        "Settings: "
+        + "; ".join(f"{k} {v}" + (f" (**the preset: {base[k]}**)" if base[k] != v else "") for k, v in mine.items())
+        + "."
+    )
 
 
 def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -> list[str]:

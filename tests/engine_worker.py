@@ -23,10 +23,17 @@ from mmident_jax import config, engine, stacked, sweep, train
 from mmident_jax.multiview import experiment, model
 from mmident_jax.multiview.structure import MultiviewConfig, Preset, Views
 
-TWO_VIEW = config.Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=12,
-                         log_steps=4)
-MULTIVIEW = MultiviewConfig(Views(3, ((0, 1, 2), (0, 1), (0, 2))), encoder_widths=(16,), batch_size=32,
-                            cond_pool=1000, lr=1e-3, grad_clip=2.0, train_steps=8, log_steps=4)
+TWO_VIEW = config.Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=12, log_steps=4)
+MULTIVIEW = MultiviewConfig(
+    Views(3, ((0, 1, 2), (0, 1), (0, 2))),
+    encoder_widths=(16,),
+    batch_size=32,
+    cond_pool=1000,
+    lr=1e-3,
+    grad_clip=2.0,
+    train_steps=8,
+    log_steps=4,
+)
 PRESET = Preset(MULTIVIEW, seeds=3, eval_batch_size=64, probes=("linear",))
 
 
@@ -38,8 +45,10 @@ def seed_zero(exp, hp, seeds: int, devices) -> list:
 
 def invariance() -> dict:
     report = {"devices": jax.device_count()}
-    for name, exp, hp in (("twoview", train.experiment(TWO_VIEW), config.hyper(TWO_VIEW)),
-                          ("multiview", model.experiment(MULTIVIEW), config.hyper(MULTIVIEW))):
+    for name, exp, hp in (
+        ("twoview", train.experiment(TWO_VIEW), config.hyper(TWO_VIEW)),
+        ("multiview", model.experiment(MULTIVIEW), config.hyper(MULTIVIEW)),
+    ):
         alone = seed_zero(exp, hp, 1, jax.devices()[:1])
         group = seed_zero(exp, hp, 3, jax.devices()[:1])
         spread = seed_zero(exp, hp, 6, None)
@@ -49,9 +58,10 @@ def invariance() -> dict:
 
 def multiview(out: Path, stop_at: int | None) -> dict:
     study = experiment.study(PRESET)
-    (cfg, runs), = sweep.group_runs(study)
+    ((cfg, runs),) = sweep.group_runs(study)
     store = stacked.Stacked(out / "group0.ckpt")
     if stop_at is not None:
+
         def stop(chunk):
             if chunk.step > stop_at:
                 sys.exit(3)

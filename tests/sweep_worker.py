@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 from mmident_jax import stacked, sweep, twoview
-from mmident_jax.presets import SweepPreset, table_settings
 from mmident_jax.config import Config
+from mmident_jax.presets import SweepPreset, table_settings
 
 TINY = Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=20, log_steps=10)
-PRESET = SweepPreset(table_settings(TINY, ("multimodal",))[:3], seeds=3,
-                     probes=("linear",), eval_batch_size=512, num_eval_batches=1)
+PRESET = SweepPreset(
+    table_settings(TINY, ("multimodal",))[:3], seeds=3, probes=("linear",), eval_batch_size=512, num_eval_batches=1
+)
 
 
 def main(argv):
@@ -35,6 +36,7 @@ def main(argv):
     (cfg, runs), *_ = sweep.group_runs(study)
     store = stacked.Stacked(out / "group0.ckpt") if out is not None else None
     if stop_at is not None:
+
         def stop(chunk):
             if chunk.step > stop_at:
                 sys.exit(3)
@@ -44,8 +46,13 @@ def main(argv):
     study = study._replace(evaluate=lambda *args: probed.append(1) or twoview.study(PRESET).evaluate(*args))
     rows = sweep.sweep(study, out, progress=False, say=lambda line: None)
     trained = sweep.train_group(study, cfg, runs, store)  # restored when `out` holds it
-    report = {"process": jax.process_index(), "devices": jax.device_count(), "probed": len(probed),
-              "first": trained.first, "params": jax.tree.leaves(trained.state.params)[0].tolist()}
+    report = {
+        "process": jax.process_index(),
+        "devices": jax.device_count(),
+        "probed": len(probed),
+        "first": trained.first,
+        "params": jax.tree.leaves(trained.state.params)[0].tolist(),
+    }
     if jax.process_index() == 0:
         report["rows"] = rows
     print(json.dumps(report))

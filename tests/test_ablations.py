@@ -24,8 +24,11 @@ def test_elbow_of_the_papers_curve_is_the_content_size():
 
 
 def test_presets_vary_one_thing_in_the_independent_multimodal_setting():
-    ablation = {name: presets.sweep_preset(name) for name in presets.names("sweep")
-                if name.split("-quick")[0] in ("encoding-size", "dims", "discrete")}
+    ablation = {
+        name: presets.sweep_preset(name)
+        for name in presets.names("sweep")
+        if name.split("-quick")[0] in ("encoding-size", "dims", "discrete")
+    }
     assert len(ablation) == 6
     dims = [(s.cfg.style_n, s.cfg.modality_n) for s in ablation["dims"].settings]
     assert dims == [(5, 0), (5, 1), (5, 3), (5, 5), (5, 7), (5, 9), (0, 5), (1, 5), (3, 5), (7, 5), (9, 5)]
@@ -55,9 +58,21 @@ def test_discrete_blocks_get_accuracy_beside_chance(tiny):
 
 
 def rows_of(labels, values, blocks=("c", "s", "s~", "m1", "m2"), seeds=2, **extra):
-    return [{**dict(zip(labels, v)), "seed": seed, "encoding": e, "predicted_factors": b,
-             "r2_linear": 0.5, "r2_nonlinear": 0.9 if b == "c" else 0.1 * seed, **extra}
-            for v in values for seed in range(seeds) for e in ("hz1", "hz2") for b in blocks]
+    return [
+        {
+            **dict(zip(labels, v)),
+            "seed": seed,
+            "encoding": e,
+            "predicted_factors": b,
+            "r2_linear": 0.5,
+            "r2_nonlinear": 0.9 if b == "c" else 0.1 * seed,
+            **extra,
+        }
+        for v in values
+        for seed in range(seeds)
+        for e in ("hz1", "hz2")
+        for b in blocks
+    ]
 
 
 def test_encoding_size_report_shows_val_loss_and_elbow(tmp_path):
@@ -80,7 +95,9 @@ def test_dims_report_has_one_table_per_varied_block(tmp_path):
     ablations.write_dims(tmp_path, "demo", rows_of(("ns", "nm"), values), seeds=2)
     md = (tmp_path / "results.md").read_text()
     nm_part, ns_part = md.split("## nm varied, ns = 5")[1].split("## ns varied, nm = 5")
-    assert [line.split(" | ")[0] for line in nm_part.splitlines() if line.startswith("| ") and "±" in line] == \
-           [f"| {nm}" for nm in presets.DIMS]
-    assert [line.split(" | ")[0] for line in ns_part.splitlines() if line.startswith("| ") and "±" in line] == \
-           [f"| {ns}" for ns in presets.DIMS]
+    assert [line.split(" | ")[0] for line in nm_part.splitlines() if line.startswith("| ") and "±" in line] == [
+        f"| {nm}" for nm in presets.DIMS
+    ]
+    assert [line.split(" | ")[0] for line in ns_part.splitlines() if line.startswith("| ") and "±" in line] == [
+        f"| {ns}" for ns in presets.DIMS
+    ]

@@ -33,8 +33,13 @@ def check_throughput(row: dict, backend: str) -> None:
 
 @pytest.mark.slow
 def test_smoke_run_writes_documented_json(tmp_path):
-    proc = subprocess.run([sys.executable, "benchmarks/run.py", "--smoke", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "== summary ==" in proc.stdout
     [path] = tmp_path.glob("bench_*_smoke.json")
@@ -101,8 +106,9 @@ def test_smoke_run_writes_documented_json(tmp_path):
             assert p["flops_per_s"] is None if p["flops"] == 0 else positive(p["flops_per_s"]), name
             assert p["bound"] in (None, "memory", "compute"), name
         assert pieces["step"]["share_of_step"] == 1.0
-        assert pieces["step"]["flops"] == (pieces["mix"]["flops"] + pieces["encode_grad"]["flops"]
-                                           + pieces["loss_grad"]["flops"])
+        assert pieces["step"]["flops"] == (
+            pieces["mix"]["flops"] + pieces["encode_grad"]["flops"] + pieces["loss_grad"]["flops"]
+        )
         assert row["encoder_matmuls"] and all(positive(m["flops_per_s"]) for m in row["encoder_matmuls"])
         assert positive(row["encoder_matmul_s"]) and row["encoder_matmul_forward_s"] < row["encoder_matmul_s"]
         view = row["op_view"]
@@ -133,9 +139,25 @@ def test_sweep_program_estimate_between_and_beyond_measured_runs():
 def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
     """R = 1 and 3 timed; table1's groups of 3 use R = 3's step, its groups of 6 the line through R = 1 and 3."""
     out = tmp_path / "sweep_program.json"
-    proc = subprocess.run([sys.executable, "benchmarks/sweep_program_bench.py", "--smoke", "--runs", "1,3",
-                           "--precisions", "float32", "--eval-batch-size", "64", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/sweep_program_bench.py",
+            "--smoke",
+            "--runs",
+            "1,3",
+            "--precisions",
+            "float32",
+            "--eval-batch-size",
+            "64",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "projected `mmident-jax sweep --preset table1`" in proc.stdout
     result = json.loads(out.read_text())
@@ -169,7 +191,7 @@ def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
             assert row["memory"]["device_peak_bytes"] is None
 
     ev = result["evaluation"]
-    assert ev["n"] == 5 * 64 and ev["memory_needed_bytes"] == int(20.6 * 320 ** 2)
+    assert ev["n"] == 5 * 64 and ev["memory_needed_bytes"] == int(20.6 * 320**2)
     assert positive(ev["steady_s"]) and positive(ev["validation_loss_s"])
     assert math.isclose(ev["run_s"], ev["steady_s"] + ev["validation_loss_s"])
 
@@ -180,7 +202,8 @@ def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
     s1, s3 = rows[1]["step_s"], rows[3]["step_s"]
     s6 = s3 + (s3 - s1) * (6 - 3) / (3 - 1)
     assert [(g["runs"], g["source"]) for g in f32["groups"]] == [
-        (g["runs"], "measured" if g["runs"] == 3 else "extrapolated") for g in groups]
+        (g["runs"], "measured" if g["runs"] == 3 else "extrapolated") for g in groups
+    ]
     assert math.isclose(f32["train_s"], 300_001 * (6 * s3 + 2 * s6))
     assert f32["train_s_flop_scaled"] < f32["train_s"]  # the original mechanism's encoders are smaller
     assert positive(f32["compile_and_init_s"])
@@ -192,8 +215,13 @@ def test_sweep_program_bench_smoke_projection_matches_its_rows(tmp_path):
 @pytest.mark.slow
 def test_batching_bench_smoke_map_is_bitwise_the_run_alone(tmp_path):
     out = tmp_path / "batching.json"
-    proc = subprocess.run([sys.executable, "benchmarks/batching_bench.py", "--smoke", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/batching_bench.py", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "bitwise = alone" in proc.stdout
     result = json.loads(out.read_text())

@@ -39,13 +39,23 @@ def test_export_load_round_trip(exported):
     assert images.dtype == np.uint8 and images.shape == (N, SIZE, SIZE, 3)
     assert texts == strings(factors)
     assert list(latents)[:11] == list(dataset.IMAGE_COLUMNS)
-    integer_columns = {"object_shape": "shape", "object_xpos": "x", "object_ypos": "y",
-                       "text_phrasing": "phrasing", "color_palette": "palette"}
+    integer_columns = {
+        "object_shape": "shape",
+        "object_xpos": "x",
+        "object_ypos": "y",
+        "text_phrasing": "phrasing",
+        "color_palette": "palette",
+    }
     for column, field in integer_columns.items():
         assert latents[column].dtype == np.int64
         np.testing.assert_array_equal(latents[column], getattr(factors, field))
-    float_columns = {"object_color": "hue", "object_gammarot": "rotation", "spotlight_pos": "light_position",
-                     "spotlight_color": "light_hue", "background_color": "background_hue"}
+    float_columns = {
+        "object_color": "hue",
+        "object_gammarot": "rotation",
+        "spotlight_pos": "light_position",
+        "spotlight_color": "light_hue",
+        "background_color": "background_hue",
+    }
     for column, field in float_columns.items():
         np.testing.assert_array_equal(latents[column].astype(np.float32), getattr(factors, field))
     np.testing.assert_array_equal(latents["object_alpharot"], np.full(N, 0.5))

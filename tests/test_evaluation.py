@@ -13,8 +13,11 @@ from mmident_jax.evaluation import evaluate, identifiability_columns
 @pytest.fixture
 def content_codes(monkeypatch):
     """Codes that are invertible functions of the content block alone (hz1 affine, hz2 a monotone warp)."""
-    monkeypatch.setattr(train, "codes", lambda params, cfg, truth, blocks: (2.0 * blocks.c[:, ::-1] + 1.0,
-                                                                           jnp.tanh(0.5 * blocks.c) + blocks.c))
+    monkeypatch.setattr(
+        train,
+        "codes",
+        lambda params, cfg, truth, blocks: (2.0 * blocks.c[:, ::-1] + 1.0, jnp.tanh(0.5 * blocks.c) + blocks.c),
+    )
 
 
 def initial_state(cfg):
@@ -38,8 +41,9 @@ def test_codes_of_content_recover_content_and_nothing_else(tiny, content_codes):
 
 def test_permuted_content_is_read_as_the_new_content(tiny, content_codes):
     cfg = replace(tiny, modality_n=0)
-    rows = by_block(evaluate(initial_state(cfg), cfg, probes=("linear",), batch_size=1024,
-                             permuted_content=True), "hz1")
+    rows = by_block(
+        evaluate(initial_state(cfg), cfg, probes=("linear",), batch_size=1024, permuted_content=True), "hz1"
+    )
     assert rows["c'"]["r2_linear"] > 0.999 and rows["c"]["r2_linear"] < 0.05
 
 

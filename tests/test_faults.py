@@ -32,8 +32,19 @@ from mmident_jax import rundir
 # Six chunks of 20 steps of the quick preset (cosine schedule, 128-wide encoders): each
 # chunk takes ~0.1 s on a CPU, so kills can land inside one; compilation dominates a start.
 TRAIN_STEPS, LOG_STEPS = 120, 20
-FLAGS = ["--preset", "quick", "--train-steps", TRAIN_STEPS, "--log-steps", LOG_STEPS, "--batch-size", 256,
-         "--cond-pool", 1000, "--no-progress"]
+FLAGS = [
+    "--preset",
+    "quick",
+    "--train-steps",
+    TRAIN_STEPS,
+    "--log-steps",
+    LOG_STEPS,
+    "--batch-size",
+    256,
+    "--cond-pool",
+    1000,
+    "--no-progress",
+]
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
 LIMIT = 300  # seconds any one process may take before the test gives up on it
 
@@ -168,8 +179,7 @@ def test_sigkill_at_random_points_then_restart_ends_as_the_uninterrupted_run(ref
         proc = start(train_command(run), log, stdout=subprocess.DEVNULL)
         kill_point(proc)
         killed = kill(proc)
-        landings.append((kill_point.__name__, "killed" if killed else f"had exited ({proc.returncode})",
-                         landing(run)))
+        landings.append((kill_point.__name__, "killed" if killed else f"had exited ({proc.returncode})", landing(run)))
         # the surviving checkpoint is whole and at a chunk boundary
         step = landings[-1][2]["checkpoint"]
         assert step is None or step % LOG_STEPS == 0, landings
@@ -189,8 +199,9 @@ def test_sigkill_while_a_checkpoint_is_renamed_keeps_the_previous_one(reference,
     def blocked_write(block_at: int):
         """Train until the `block_at`-th checkpoint write of this start has its temporary file written
         but not renamed; returns the (sleeping) process, that file and the digests SAVED before it."""
-        proc = start([sys.executable, "-c", BLOCKING, str(block_at), *train_command(run)[3:]], log,
-                     stdout=subprocess.PIPE)
+        proc = start(
+            [sys.executable, "-c", BLOCKING, str(block_at), *train_command(run)[3:]], log, stdout=subprocess.PIPE
+        )
         saved = []
         for line in proc.stdout:
             word, arg = line.split(maxsplit=1) if " " in line else (line.strip(), "")

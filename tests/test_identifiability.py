@@ -96,8 +96,9 @@ def test_assignment_matches_scipy_linear_sum_assignment(shape):
 def test_mcc_in_sample_equals_oracle(method, shape):
     for ties in (False, True):
         z, h = random_data(2, N, *shape, ties=ties)
-        np.testing.assert_allclose(np.asarray(I.correlation(z, h, method)), oracle_corr(z, h, method),
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(I.correlation(z, h, method)), oracle_corr(z, h, method), rtol=0, atol=1e-12
+        )
         m = I.mcc(z, h, method)
         score, rows, cols = oracle_mcc(z, h, method)
         assert float(m.mcc) == pytest.approx(score, abs=1e-6)
@@ -200,7 +201,8 @@ def test_mcc_jits_vmaps_over_runs_and_works_in_float32():
     data = [random_data(s, 2 * N, 5, 5) for s in range(3)]
     zs, hs = (jnp.asarray(np.stack(a)) for a in zip(*data))
     out = jax.jit(jax.vmap(lambda *a: I.mcc_out_of_sample(*a, method="spearman")))(
-        zs[:, :N], hs[:, :N], zs[:, N:], hs[:, N:])
+        zs[:, :N], hs[:, :N], zs[:, N:], hs[:, N:]
+    )
     for i, (z, h) in enumerate(data):
         score, _, cols = oracle_mcc_out(z[:N], h[:N], z[N:], h[N:], "spearman")
         assert float(out.mcc[i]) == pytest.approx(score, abs=1e-6)
@@ -425,8 +427,7 @@ def test_kernel_ceiling_sees_nonlinear_dependence_and_not_independence():
     s = np.cos(2 * c) + sigma * noise  # uncorrelated with c, yet determined by it
     blocks = [s, m]
     lin = I.dependence_ceilings(c[:400], [b[:400] for b in blocks], c[400:], [b[400:] for b in blocks])
-    ker = I.dependence_ceilings(c[:400], [b[:400] for b in blocks], c[400:], [b[400:] for b in blocks],
-                                probe="kernel")
+    ker = I.dependence_ceilings(c[:400], [b[:400] for b in blocks], c[400:], [b[400:] for b in blocks], probe="kernel")
     var_signal = 0.5 * (1 + np.exp(-8)) - np.exp(-4)  # Var(cos 2c), c ~ N(0, 1)
     assert all(abs(v) < 0.05 for v in lin), lin
     assert ker[0] == pytest.approx(var_signal / (var_signal + sigma**2), abs=0.05)
@@ -435,19 +436,23 @@ def test_kernel_ceiling_sees_nonlinear_dependence_and_not_independence():
 
 def test_ceiling_unknown_probe_raises():
     with pytest.raises(ValueError, match="mlp"):
-        I.dependence_ceilings(np.zeros((10, 1)), [np.zeros((10, 1))], np.zeros((10, 1)), [np.zeros((10, 1))],
-                              probe="mlp")
+        I.dependence_ceilings(
+            np.zeros((10, 1)), [np.zeros((10, 1))], np.zeros((10, 1)), [np.zeros((10, 1))], probe="mlp"
+        )
 
 
-@pytest.mark.parametrize("r2, ceiling, expected", [
-    (0.75, 0.5, 0.5),
-    (1.0, 0.5, 1.0),
-    (0.5, 0.5, 0.0),
-    (0.3, 0.5, 0.0),  # below the ceiling: clipped to 0
-    (0.4, 0.0, 0.4),  # independent blocks: the R² itself
-    (0.4, -0.02, 0.4),  # a negative ceiling counts as 0
-    (1.0000001, 0.2, 1.0),  # clipped to 1
-])
+@pytest.mark.parametrize(
+    "r2, ceiling, expected",
+    [
+        (0.75, 0.5, 0.5),
+        (1.0, 0.5, 1.0),
+        (0.5, 0.5, 0.0),
+        (0.3, 0.5, 0.0),  # below the ceiling: clipped to 0
+        (0.4, 0.0, 0.4),  # independent blocks: the R² itself
+        (0.4, -0.02, 0.4),  # a negative ceiling counts as 0
+        (1.0000001, 0.2, 1.0),  # clipped to 1
+    ],
+)
 def test_normalized_score(r2, ceiling, expected):
     assert I.normalized_score(r2, ceiling) == pytest.approx(expected, abs=1e-12)
 

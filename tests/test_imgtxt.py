@@ -11,14 +11,14 @@ import pytest
 
 from mmident_jax import core, engine, losses, sweep
 from mmident_jax.config import ConfigError, replace
-from mmident_jax.imgtxt import dataset, experiment as imgtxt, scenes
+from mmident_jax.imgtxt import dataset, scenes
+from mmident_jax.imgtxt import experiment as imgtxt
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import cli as run_cli  # noqa: E402
 
-TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2,
-                    eval_size=64)
+TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2, eval_size=64)
 
 
 @pytest.mark.slow
@@ -29,6 +29,7 @@ def test_training_is_a_pure_function_of_the_key():
     chex.assert_trees_all_equal((a, losses_a), (b, losses_b))
     chex.assert_tree_all_finite(losses_a)
     assert float(losses_a[0]) != float(run(jax.random.PRNGKey(1))[1][0])
+
     # step 0's loss is the objective of the initial encoders on the first batch of the data stream
     @jax.jit
     def first_loss(key):
@@ -67,11 +68,12 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
     assert images.shape == (5, 16, 16, 3) and len(texts) == 5 and len(latents["object_shape"]) == 5
     again = cli("export", "--out", tmp_path / "data", "--n", 5)  # never overwrites
     assert again.returncode == 2 and "not an empty directory" in again.stderr
-    for args, words in ((["sweep", "--out", tmp_path / "s", "--preset", "nope"], "invalid choice: 'nope'"),
-                        (["train", "--run-dir", tmp_path / "r", "--preset", "imgtxt-quick", "--image-encoder", "vit"],
-                         "image_encoder"),
-                        (["train", "--run-dir", tmp_path / "r"], "a new run needs --preset, one of imgtxt ("),
-                        (["evaluate", "--run-dir", tmp_path / "missing"], "not a run directory")):
+    for args, words in (
+        (["sweep", "--out", tmp_path / "s", "--preset", "nope"], "invalid choice: 'nope'"),
+        (["train", "--run-dir", tmp_path / "r", "--preset", "imgtxt-quick", "--image-encoder", "vit"], "image_encoder"),
+        (["train", "--run-dir", tmp_path / "r"], "a new run needs --preset, one of imgtxt ("),
+        (["evaluate", "--run-dir", tmp_path / "missing"], "not a run directory"),
+    ):
         result = cli(*args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert words in result.stderr
@@ -82,19 +84,21 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
 def test_sweep_vmaps_its_seeds_through_the_engine_and_resumes(tmp_path, monkeypatch):
     tiny = ImgTxtSweep(TINY, (3,), 2)
     study = imgtxt.study(tiny)
-    (cfg, runs), = sweep.group_runs(study)  # one program for the size, both seeds
+    ((cfg, runs),) = sweep.group_runs(study)  # one program for the size, both seeds
     assert [r.seed for r in runs] == [0, 1] and study.batching == "vmap"
     rows = sweep.sweep(study, tmp_path, progress=False)
     assert [(r["encoding_size"], r["seed"], r["encoder"], r["factor"]) for r in rows] == [
-        (3, s, e, f) for s in (0, 1) for e in ("image", "text") for f in imgtxt.FACTORS]
+        (3, s, e, f) for s in (0, 1) for e in ("image", "text") for f in imgtxt.FACTORS
+    ]
     for r in rows:
         classes = imgtxt.FACTORS[r["factor"]][1]
         assert r["chance"] == pytest.approx(1 / classes if classes else 0.0)
         assert r["score"] == (r["acc_nonlinear"] if classes else r["r2_nonlinear"])
     single = imgtxt.fit(replace(TINY, encoding_size=3, seed=1), tmp_path / "single", progress=False)
     trained = sweep.train_group(study, cfg, runs, None)
-    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], trained.state.params), single.params,
-                                rtol=1e-4, atol=1e-5)  # seed 1 of the vmapped pair = seed 1 alone
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[1], trained.state.params), single.params, rtol=1e-4, atol=1e-5
+    )  # seed 1 of the vmapped pair = seed 1 alone
     assert imgtxt.write_results(tmp_path, "tiny", rows, tiny, 2) == []
     md = (tmp_path / "results.md").read_text()
     assert "## Encoding size 3" in md and "| shape | content | accuracy | 0.14 |" in md
@@ -115,16 +119,25 @@ CONTENT = [f for f, (role, _) in imgtxt.FACTORS.items() if role == "content"]
 
 def _features(factors, names):
     """One-hot columns for the discrete factors among `names`, the value itself for the continuous ones."""
-    return jnp.concatenate([jax.nn.one_hot(getattr(factors, f), imgtxt.FACTORS[f][1]) if imgtxt.FACTORS[f][1]
-                            else getattr(factors, f)[:, None] for f in names], axis=1)
+    return jnp.concatenate(
+        [
+            jax.nn.one_hot(getattr(factors, f), imgtxt.FACTORS[f][1])
+            if imgtxt.FACTORS[f][1]
+            else getattr(factors, f)[:, None]
+            for f in names
+        ],
+        axis=1,
+    )
 
 
 def affine(*names, seed=0):
     """Code = features(names) @ A, A Gaussian (features x CODE_SIZE, full row rank): injective, hence an
     invertible (affine) function of the factors `names`, and of nothing else."""
+
     def code(factors):
         x = _features(factors, names)
         return x @ jnp.asarray(np.random.default_rng(seed).normal(size=(x.shape[1], CODE_SIZE)), jnp.float32)
+
     return code
 
 
@@ -142,16 +155,17 @@ def oracle(request, monkeypatch):
     pairs = imgtxt.pairs
     monkeypatch.setattr(imgtxt, "pairs", lambda key, cfg, n: (pairs(key, cfg, n)[0],) * 3)
     if getattr(request, "param", "quick") == "quick":
-        monkeypatch.setattr(imgtxt.P, "mlp_accuracy",
-                            functools.partial(imgtxt.P.mlp_accuracy, hidden=(64, 64), steps=1000))
+        monkeypatch.setattr(
+            imgtxt.P, "mlp_accuracy", functools.partial(imgtxt.P.mlp_accuracy, hidden=(64, 64), steps=1000)
+        )
 
     def evaluate(image_code, text_code, cfg=ORACLE):
-        monkeypatch.setattr(imgtxt, "codes", lambda params, _, images, tokens: (image_code(images),
-                                                                               text_code(tokens)))
+        monkeypatch.setattr(imgtxt, "codes", lambda params, _, images, tokens: (image_code(images), text_code(tokens)))
         state = imgtxt.State(jnp.zeros((), jnp.int32), None, None, jax.random.PRNGKey(cfg.seed))
         rows = imgtxt.evaluate(state, cfg)
         assert [(r["encoder"], r["factor"], r["role"]) for r in rows] == [
-            (e, f, role) for e in imgtxt.ENCODERS for f, (role, _) in imgtxt.FACTORS.items()]
+            (e, f, role) for e in imgtxt.ENCODERS for f, (role, _) in imgtxt.FACTORS.items()
+        ]
         return {(r["encoder"], r["factor"]): r for r in rows}
 
     return evaluate

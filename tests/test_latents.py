@@ -2,7 +2,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmident_jax import latents
 from mmident_jax.config import Config, ConfigError, hyper, replace
@@ -36,8 +37,12 @@ def test_statistical_dependence_gives_each_block_its_wishart_covariance_whatever
     """As the original (`multivariate_normal(0, Σ)`): m_param and c_param leave Wishart blocks at Σ."""
     cfg = Config(statistical_dependence=True, style_change_prob=1.0, wishart="independent")
     params, b = draw(cfg, m_param=2.0, c_param=0.5)
-    for block, factor in ((b.c, params.content_factor), (b.s, params.style_factor),
-                          (b.m1, params.m1_factor), (b.m2, params.m2_factor)):
+    for block, factor in (
+        (b.c, params.content_factor),
+        (b.s, params.style_factor),
+        (b.m1, params.m1_factor),
+        (b.m2, params.m2_factor),
+    ):
         sigma = np.asarray(factor @ factor.T)
         np.testing.assert_allclose(cov(block), sigma, atol=0.03 * np.abs(sigma).max() + 0.05)
     change = np.asarray(params.change_factor @ params.change_factor.T)
@@ -45,9 +50,8 @@ def test_statistical_dependence_gives_each_block_its_wishart_covariance_whatever
     _, scaled = draw(Config(style_change_prob=1.0), m_param=2.0, c_param=0.5)  # without dependence they scale
     np.testing.assert_allclose(cov(scaled.c), 4.0 * np.eye(5), atol=0.08)
     np.testing.assert_allclose(cov(scaled.s_tilde - scaled.s), 0.25 * np.eye(5), atol=0.02)
-    factors = (params.content_factor, params.style_factor, params.change_factor, params.m1_factor,
-               params.m2_factor)
-    assert all(not np.allclose(a, b) for i, a in enumerate(factors) for b in factors[i + 1:])
+    factors = (params.content_factor, params.style_factor, params.change_factor, params.m1_factor, params.m2_factor)
+    assert all(not np.allclose(a, b) for i, a in enumerate(factors) for b in factors[i + 1 :])
 
 
 def test_a_scale_under_statistical_dependence_is_refused():
@@ -100,11 +104,9 @@ def test_each_style_dimension_changes_with_probability_p_chg(p):
 
 
 @settings(max_examples=15, deadline=None)
-@given(nc=st.integers(1, 4), ns=st.integers(0, 4), nm=st.integers(0, 4),
-       dep=st.booleans(), causal=st.booleans())
+@given(nc=st.integers(1, 4), ns=st.integers(0, 4), nm=st.integers(0, 4), dep=st.booleans(), causal=st.booleans())
 def test_views_and_split_views_round_trip_for_any_block_sizes(nc, ns, nm, dep, causal):
-    cfg = Config(content_n=nc, style_n=ns, modality_n=nm, statistical_dependence=dep,
-                 content_dependent_style=causal)
+    cfg = Config(content_n=nc, style_n=ns, modality_n=nm, statistical_dependence=dep, content_dependent_style=causal)
     _, b = draw(cfg, n=7)
     z1, z2 = latents.views(b)
     assert z1.shape == z2.shape == (7, nc + ns + nm)
@@ -117,11 +119,11 @@ def test_per_run_numbers_can_be_vmapped():
     cfg = Config()
     params = latents.init(jax.random.PRNGKey(0), cfg)
     sample = lambda p: latents.sample_blocks(
-        jax.random.PRNGKey(3), params, cfg, hyper(cfg)._replace(style_change_prob=p), 1000)
+        jax.random.PRNGKey(3), params, cfg, hyper(cfg)._replace(style_change_prob=p), 1000
+    )
     b = jax.vmap(sample)(jnp.array([0.0, 0.5]))
     assert float(jnp.mean(b.s_tilde[0] != b.s[0])) == 0.0
-    single = latents.sample_blocks(jax.random.PRNGKey(3), params, cfg,
-                                   hyper(replace(cfg, style_change_prob=0.5)), 1000)
+    single = latents.sample_blocks(jax.random.PRNGKey(3), params, cfg, hyper(replace(cfg, style_change_prob=0.5)), 1000)
     np.testing.assert_allclose(b.s_tilde[1], single.s_tilde, rtol=1e-6)
     assert 0.4 < float(jnp.mean(single.s_tilde != single.s)) < 0.6
 
@@ -154,13 +156,16 @@ def test_discrete_blocks_are_uniform_and_style_resamples_with_p_chg(block, k, p)
         np.testing.assert_allclose(changed.mean(), p, atol=0.003)
 
 
-@pytest.mark.parametrize("settings, words", [
-    (dict(discrete_block="s", statistical_dependence=True), "statistical_dependence"),
-    (dict(discrete_block="s", content_dependent_style=True), "content_dependent_style"),
-    (dict(discrete_block="m", modality_n=0), "no dimensions"),
-    (dict(discrete_block="x"), "discrete_block must be one of"),
-    (dict(categories=1), "categories must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        (dict(discrete_block="s", statistical_dependence=True), "statistical_dependence"),
+        (dict(discrete_block="s", content_dependent_style=True), "content_dependent_style"),
+        (dict(discrete_block="m", modality_n=0), "no dimensions"),
+        (dict(discrete_block="x"), "discrete_block must be one of"),
+        (dict(categories=1), "categories must be >= 2"),
+    ],
+)
 def test_discrete_settings_are_validated(settings, words):
     with pytest.raises(ValueError, match=words):
         Config(**settings)

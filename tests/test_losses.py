@@ -79,8 +79,11 @@ def test_tiled_infonce_matches_materialised_logits_with_gradients(monkeypatch, t
     if tile_logits is not None:
         monkeypatch.setattr(losses, "TILE_LOGITS", {jax.default_backend(): tile_logits})
     k = jax.random.split(jax.random.PRNGKey(3), 3)
-    a, b, a_neg = (jax.random.normal(k[0], (37, 4)), jax.random.normal(k[1], (37, 4)),
-                   2.0 * jax.random.normal(k[2], (29, 4)))
+    a, b, a_neg = (
+        jax.random.normal(k[0], (37, 4)),
+        jax.random.normal(k[1], (37, 4)),
+        2.0 * jax.random.normal(k[2], (29, 4)),
+    )
     tau = jnp.float32(0.7)
     got = jax.value_and_grad(losses.infonce_direction, argnums=(0, 1, 2, 3))(a, b, a_neg, tau)
     want = jax.value_and_grad(materialised_infonce_direction, argnums=(0, 1, 2, 3))(a, b, a_neg, tau)
@@ -103,7 +106,7 @@ def test_nt_xent_on_hand_computed_example():
     expected = math.log(math.e + 2) - 1
     assert float(losses.nt_xent(h1, h2)) == pytest.approx(expected, rel=1e-6)
     # temperature 0.5 doubles every logit
-    assert float(losses.nt_xent(h1, h2, 0.5)) == pytest.approx(math.log(math.e ** 2 + 2) - 2, rel=1e-6)
+    assert float(losses.nt_xent(h1, h2, 0.5)) == pytest.approx(math.log(math.e**2 + 2) - 2, rel=1e-6)
     # l2: positives at distance 0, negatives at squared distance 2 (cross) and 5 / 5 (within)
     h1 = jnp.array([[1.0, 0.0], [0.0, 2.0]])
     h2 = jnp.array([[1.0, 0.0], [0.0, 2.0]])

@@ -16,8 +16,8 @@ import pytest
 from mmident_jax import engine, latents, presets, stacked, sweep, train
 from mmident_jax.config import Config, hyper, replace
 from mmident_jax.evaluation import evaluate as evaluate_two_view
-from mmident_jax.multiview import experiment, model as M
-from mmident_jax.multiview import MultiviewConfig, MultiviewError, Preset, Views, evaluate, from_two_view
+from mmident_jax.multiview import MultiviewConfig, MultiviewError, Preset, Views, evaluate, experiment, from_two_view
+from mmident_jax.multiview import model as M
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import cli  # noqa: E402
@@ -30,28 +30,48 @@ def main(argv):
     sys.stderr.write(result.stderr)
     return result.returncode
 
+
 TINY = Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=3, log_steps=10)
 TRIANGLE = Views(3, ((0, 1, 2), (0, 1), (0, 2)))  # groups {0,1}: z0 z1, {0,2}: z0 z2, {1,2}: z0, {0,1,2}: z0
 
 
 def tiny_multiview(views=TRIANGLE, **kw) -> MultiviewConfig:
-    settings = dict(encoder_widths=(16,), batch_size=32, cond_pool=1000, lr=1e-3, grad_clip=2.0, train_steps=4,
-                    log_steps=2)
+    settings = dict(
+        encoder_widths=(16,), batch_size=32, cond_pool=1000, lr=1e-3, grad_clip=2.0, train_steps=4, log_steps=2
+    )
     return MultiviewConfig(views, **{**settings, **kw})
 
 
 # ------------------------------------------------------------------ the two-view special case
 
 
-@pytest.mark.parametrize("cfg, whole_path", [
-    # Wishart blocks drawn as the original does (one draw per block size), a learning-rate schedule
-    (replace(TINY, statistical_dependence=True, wishart="shared", lr_schedule="warmup_cosine", warmup_steps=2), True),
-    # dependent latents, causal style, partial change, a code wider than content, batch over the
-    # encoders' CPU block of 1024 rows, no modality-specific latents, Flax init
-    (replace(TINY, statistical_dependence=True, wishart="independent", content_dependent_style=True,
-             style_change_prob=0.75, encoding_size=7, batch_size=600, modality_n=0,
-             encoder_init="lecun"), False),
-], ids=["paper-latents", "dependent-causal"])
+@pytest.mark.parametrize(
+    "cfg, whole_path",
+    [
+        # Wishart blocks drawn as the original does (one draw per block size), a learning-rate schedule
+        (
+            replace(TINY, statistical_dependence=True, wishart="shared", lr_schedule="warmup_cosine", warmup_steps=2),
+            True,
+        ),
+        # dependent latents, causal style, partial change, a code wider than content, batch over the
+        # encoders' CPU block of 1024 rows, no modality-specific latents, Flax init
+        (
+            replace(
+                TINY,
+                statistical_dependence=True,
+                wishart="independent",
+                content_dependent_style=True,
+                style_change_prob=0.75,
+                encoding_size=7,
+                batch_size=600,
+                modality_n=0,
+                encoder_init="lecun",
+            ),
+            False,
+        ),
+    ],
+    ids=["paper-latents", "dependent-causal"],
+)
 @pytest.mark.slow
 def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
     mv, hp, key = from_two_view(cfg), hyper(cfg), jax.random.PRNGKey(11)
@@ -61,22 +81,23 @@ def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
     chex.assert_trees_all_equal(mine.params, (today.params["g1"], today.params["g2"]))
     chex.assert_trees_all_equal(mine.truth.mixers, (today.truth.f1, today.truth.f2))
     t = today.truth.latents
-    chex.assert_trees_all_equal(mine.truth.latents.factors,
-                                (t.content_factor, t.style_factor, t.change_factor, t.m1_factor, t.m2_factor))
+    chex.assert_trees_all_equal(
+        mine.truth.latents.factors, (t.content_factor, t.style_factor, t.change_factor, t.m1_factor, t.m2_factor)
+    )
 
     batches_today = jax.jit(train.data, static_argnums=1)(today, cfg, hp)
     batches_mine = jax.jit(M.data, static_argnums=1)(mine, mv, hp)
     for blocks, batch in zip(batches_today, batches_mine):
         z1, z2 = latents.views(blocks)
-        chex.assert_trees_all_equal((M.view_latents(mv.views, batch, 0), M.view_latents(mv.views, batch, 1)),
-                                    (z1, z2))
+        chex.assert_trees_all_equal((M.view_latents(mv.views, batch, 0), M.view_latents(mv.views, batch, 1)), (z1, z2))
     assert float(jnp.std(batches_mine[0].z)) > 0.5  # real draws, not zeros
 
     loss_today, grads_today = jax.jit(jax.value_and_grad(train.contrastive_loss), static_argnums=1)(
-        today.params, cfg, hp, today.truth, *batches_today)
-    (loss_mine, terms), grads_mine = jax.jit(jax.value_and_grad(M.contrastive_loss, has_aux=True),
-                                             static_argnums=1)(mine.params, mv, hp, mine.truth, *batches_mine,
-                                                                jax.random.PRNGKey(0))
+        today.params, cfg, hp, today.truth, *batches_today
+    )
+    (loss_mine, terms), grads_mine = jax.jit(jax.value_and_grad(M.contrastive_loss, has_aux=True), static_argnums=1)(
+        mine.params, mv, hp, mine.truth, *batches_mine, jax.random.PRNGKey(0)
+    )
     chex.assert_trees_all_equal(loss_mine, loss_today)
     chex.assert_trees_all_equal(terms, loss_today[None])
     chex.assert_trees_all_equal(grads_mine, (grads_today["g1"], grads_today["g2"]))
@@ -84,10 +105,14 @@ def test_two_view_special_case_equals_todays_path_bitwise(cfg, whole_path):
     if not whole_path:
         return
     both = [jax.tree.map(lambda p, n: jnp.concatenate([p, n]), *b) for b in (batches_today, batches_mine)]
-    chex.assert_trees_all_equal(jax.jit(M.observations, static_argnums=0)(mv, mine.truth, both[1]),
-                                jax.jit(train.observations, static_argnums=0)(cfg, today.truth, both[0]))
-    chex.assert_trees_all_equal(jax.jit(M.codes, static_argnums=1)(mine.params, mv, mine.truth, both[1]),
-                                jax.jit(train.codes, static_argnums=1)(today.params, cfg, today.truth, both[0]))
+    chex.assert_trees_all_equal(
+        jax.jit(M.observations, static_argnums=0)(mv, mine.truth, both[1]),
+        jax.jit(train.observations, static_argnums=0)(cfg, today.truth, both[0]),
+    )
+    chex.assert_trees_all_equal(
+        jax.jit(M.codes, static_argnums=1)(mine.params, mv, mine.truth, both[1]),
+        jax.jit(train.codes, static_argnums=1)(today.params, cfg, today.truth, both[0]),
+    )
     state_today, losses_today = jax.jit(train.make_train(cfg))(key)  # three steps, Adam with the schedule
     state_mine, losses_mine = jax.jit(M.make_train(mv))(key)
     chex.assert_trees_all_equal(losses_mine[:, 0], losses_today)
@@ -101,8 +126,10 @@ def test_two_view_evaluation_matches_todays_block_scores():
     state_today = jax.jit(train.make_init(TINY))(key, hyper(TINY))
     state = jax.jit(M.make_init(mv))(key, hyper(mv))
     rows = evaluate(state, mv, probes=("linear",), batch_size=256)
-    want = {(r["encoding"], r["predicted_factors"]): r["r2_linear"]
-            for r in evaluate_two_view(state_today, TINY, probes=("linear",), batch_size=256)}
+    want = {
+        (r["encoding"], r["predicted_factors"]): r["r2_linear"]
+        for r in evaluate_two_view(state_today, TINY, probes=("linear",), batch_size=256)
+    }
     blocks = {"c": range(0, 5), "s": range(5, 10), "m1": range(10, 15), "m2": range(15, 20)}
     names = {**{b: [f"z{i}" for i in r] for b, r in blocks.items()}, "s~": [f"z{i}~1" for i in range(5, 10)]}
     for view, encoding in ((0, "hz1"), (1, "hz2")):
@@ -115,8 +142,11 @@ def test_two_view_evaluation_matches_todays_block_scores():
 
 
 def test_from_two_view_refuses_what_it_does_not_model():
-    for bad, words in ((replace(TINY, shared_encoder=True), "shared encoder"), (replace(TINY, loss="clip"), "clip"),
-                       (replace(TINY, discrete_block="c"), "discrete")):
+    for bad, words in (
+        (replace(TINY, shared_encoder=True), "shared encoder"),
+        (replace(TINY, loss="clip"), "clip"),
+        (replace(TINY, discrete_block="c"), "discrete"),
+    ):
         with pytest.raises(MultiviewError, match=words):
             from_two_view(bad)
 
@@ -143,8 +173,11 @@ def test_yao_structure_groups_content_and_coordinates():
 def test_hand_made_structure_perturbed_and_private_latents():
     v = Views(4, ((0, 1, 3), (1, 0, 2), (2, 1)), perturbed=(2,))
     assert [(g.views, g.content, g.coords) for g in v.plan] == [
-        ((0, 1), (0, 1), ((0, 1), (1, 0))), ((0, 2), (1,), ((1,), (1,))), ((1, 2), (1,), ((0,), (1,))),
-        ((0, 1, 2), (1,), ((1,), (0,), (1,)))]
+        ((0, 1), (0, 1), ((0, 1), (1, 0))),
+        ((0, 2), (1,), ((1,), (1,))),
+        ((1, 2), (1,), ((0,), (1,))),
+        ((0, 1, 2), (1,), ((1,), (0,), (1,))),
+    ]
     assert v.blocks == ((0, 1), (2,), (2,), (3,), (), ())
     assert v.latent_names == ("z0", "z1", "z2", "z3", "z2~1", "z2~2")
     assert replace(v, groups=[(1, 0)]).plan == (v.plan[0],)
@@ -161,8 +194,9 @@ def test_hand_made_structure_perturbed_and_private_latents():
     assert abs((change != 0).mean() - 0.5) < 0.03 and abs(change[change != 0].std() - 3.0) < 0.15
     assert abs(np.corrcoef(change[:, 0], change[:, 1])[0, 1]) < 0.05
     np.testing.assert_array_equal(M.view_latents(v, batch, 2), np.stack([batch.tilde[:, 1, 0], batch.z[:, 1]], 1))
-    np.testing.assert_array_equal(M.view_latents(v, batch, 1),
-                                  np.stack([batch.z[:, 1], batch.z[:, 0], batch.tilde[:, 0, 0]], 1))
+    np.testing.assert_array_equal(
+        M.view_latents(v, batch, 1), np.stack([batch.z[:, 1], batch.z[:, 0], batch.tilde[:, 0, 0]], 1)
+    )
     np.testing.assert_array_equal(M.view_latents(v, batch, 0), batch.z[:, [0, 1, 3]])
 
 
@@ -181,20 +215,23 @@ def test_dependence_and_causal_parents():
     np.testing.assert_array_equal(batch.tilde[:, 0, 0], z[:, 2])  # p_chg = 0: view 1 sees z2 itself
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda: Views(3, ((0, 1),)), "at least 2 views"),
-    (lambda: Views(3, ((0, 1), (0, 1))), "latent 2 is seen by no view"),
-    (lambda: Views(2, ((0, 2), (0, 1))), "outside 0..1"),
-    (lambda: Views(2, ((0, 0), (0, 1))), "twice"),
-    (lambda: Views(3, ((0, 1), (0, 2)), perturbed=(2,)), "perturbed latent 2 is seen by fewer than 2 views"),
-    (lambda: Views(2, ((0, 1), (0, 1)), perturbed=(0, 1)), "no subset of views"),
-    (lambda: Views(3, ((0, 1), (1, 2), (2, 0)), groups=((0, 1, 2),)), "views [0, 1, 2] share no unperturbed"),
-    (lambda: Views(2, ((0, 1), (1, 0)), code_sizes=(2, 1)), "view 1's code has 1 coordinates"),
-    (lambda: Views(2, ((0, 1), (0, 1)), selection="concat", code_sizes=(3, 2)), "equal code sizes"),
-    (lambda: Views(2, ((0, 1), (0, 1)), causal_parents=(0,)), "need perturbed latents"),
-    (lambda: tiny_multiview(objective="triplet"), "objective must be one of pairs, joint"),
-    (lambda: tiny_multiview(batch_size=1), "batch_size must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: Views(3, ((0, 1),)), "at least 2 views"),
+        (lambda: Views(3, ((0, 1), (0, 1))), "latent 2 is seen by no view"),
+        (lambda: Views(2, ((0, 2), (0, 1))), "outside 0..1"),
+        (lambda: Views(2, ((0, 0), (0, 1))), "twice"),
+        (lambda: Views(3, ((0, 1), (0, 2)), perturbed=(2,)), "perturbed latent 2 is seen by fewer than 2 views"),
+        (lambda: Views(2, ((0, 1), (0, 1)), perturbed=(0, 1)), "no subset of views"),
+        (lambda: Views(3, ((0, 1), (1, 2), (2, 0)), groups=((0, 1, 2),)), "views [0, 1, 2] share no unperturbed"),
+        (lambda: Views(2, ((0, 1), (1, 0)), code_sizes=(2, 1)), "view 1's code has 1 coordinates"),
+        (lambda: Views(2, ((0, 1), (0, 1)), selection="concat", code_sizes=(3, 2)), "equal code sizes"),
+        (lambda: Views(2, ((0, 1), (0, 1)), causal_parents=(0,)), "need perturbed latents"),
+        (lambda: tiny_multiview(objective="triplet"), "objective must be one of pairs, joint"),
+        (lambda: tiny_multiview(batch_size=1), "batch_size must be >= 2"),
+    ],
+)
 def test_bad_structures_are_refused_in_one_line(make, words):
     with pytest.raises(MultiviewError) as info:
         make()
@@ -222,19 +259,34 @@ def np_joint(parts, parts_neg, tau):
 def test_loss_summed_over_groups_equals_a_hand_computation(objective):
     cfg, tau, b = tiny_multiview(objective=objective, temperature=0.5), 0.5, 3
     rng = np.random.default_rng(0)
-    hs = [rng.normal(size=(2 * b, 3)).astype(np.float32), rng.normal(size=(2 * b, 2)).astype(np.float32),
-          rng.normal(size=(2 * b, 2)).astype(np.float32)]
+    hs = [
+        rng.normal(size=(2 * b, 3)).astype(np.float32),
+        rng.normal(size=(2 * b, 2)).astype(np.float32),
+        rng.normal(size=(2 * b, 2)).astype(np.float32),
+    ]
     pick = {  # group -> per view, the code columns of its content (TRIANGLE: S0 = z0 z1 z2, S1 = z0 z1, S2 = z0 z2)
-        (0, 1): [[0, 1], [0, 1]], (0, 2): [[0, 2], [0, 1]], (1, 2): [[0], [0]], (0, 1, 2): [[0], [0], [0]]}
+        (0, 1): [[0, 1], [0, 1]],
+        (0, 2): [[0, 2], [0, 1]],
+        (1, 2): [[0], [0]],
+        (0, 1, 2): [[0], [0], [0]],
+    }
     want = []
     for group, cols in pick.items():
         parts = [hs[k][:, c].astype(np.float64) for k, c in zip(group, cols)]
         if objective == "joint":
             want.append(np_joint([p[:b] for p in parts], [p[b:] for p in parts], tau))
         else:
-            want.append(sum(0.5 * (np_infonce_direction(parts[i][:b], parts[j][:b], parts[i][b:], tau)
-                                   + np_infonce_direction(parts[j][:b], parts[i][:b], parts[j][b:], tau))
-                            for i in range(len(group)) for j in range(i + 1, len(group))))
+            want.append(
+                sum(
+                    0.5
+                    * (
+                        np_infonce_direction(parts[i][:b], parts[j][:b], parts[i][b:], tau)
+                        + np_infonce_direction(parts[j][:b], parts[i][:b], parts[j][b:], tau)
+                    )
+                    for i in range(len(group))
+                    for j in range(i + 1, len(group))
+                )
+            )
     got = M.group_losses(cfg, hyper(cfg), [jnp.asarray(h) for h in hs], b, jax.random.PRNGKey(0))
     assert [g.views for g in cfg.views.plan] == list(pick)
     np.testing.assert_allclose(np.array(got), want, rtol=2e-5)
@@ -251,8 +303,9 @@ def test_the_multiview_preset_is_yao_et_als_joint_loss_on_fixed_codes():
     hs = [rng.normal(size=(2 * b, 5)).astype(np.float32) for _ in range(4)]
     want = []
     for group in cfg.views.plan:  # ground-truth selection: view k's coordinate j is S_k[j]
-        parts = [hs[k][:, [cfg.views.subsets[k].index(i) for i in group.content]].astype(np.float64)
-                 for k in group.views]
+        parts = [
+            hs[k][:, [cfg.views.subsets[k].index(i) for i in group.content]].astype(np.float64) for k in group.views
+        ]
         want.append(np_joint([p[:b] for p in parts], [p[b:] for p in parts], 1.0))
     got = M.group_losses(cfg, hyper(cfg), [jnp.asarray(h) for h in hs], b, jax.random.PRNGKey(0))
     assert len(want) == 11
@@ -275,8 +328,12 @@ def test_gumbel_selection_takes_the_coordinates_whose_mean_code_is_largest():
     selection is exactly those coordinates, in every group and view, and the blocks are their columns."""
     cfg = tiny_multiview(replace(TRIANGLE, selection="gumbel_softmax"))
     rng = np.random.default_rng(2)
-    content = {(0, 1): {0: [0, 1], 1: [0, 1]}, (0, 2): {0: [0, 2], 2: [0, 1]}, (1, 2): {1: [0], 2: [0]},
-               (0, 1, 2): {0: [0], 1: [0], 2: [0]}}
+    content = {
+        (0, 1): {0: [0, 1], 1: [0, 1]},
+        (0, 2): {0: [0, 2], 2: [0, 1]},
+        (1, 2): {1: [0], 2: [0]},
+        (0, 1, 2): {0: [0], 1: [0], 2: [0]},
+    }
     for g, group in enumerate(cfg.views.plan):
         hs = [rng.normal(size=(8, n)).astype(np.float32) for n in (3, 2, 2)]
         for k, cols in content[group.views].items():
@@ -322,8 +379,9 @@ def test_the_yao_protocol_probes_each_batch_on_its_own_75_25_split():
         x, y = h[i][:, [0, 1]], np.asarray(ys)[i, :, 2]  # group {0,1}, view 0: coordinates 0, 1; latent z2
         scores.append(r2_score(y[score], LinearRegression().fit(x[fit], y[fit]).predict(x[score])))
     row = next(r for r in rows if (r["subset"], r["view"], r["latent"]) == ("0,1", 0, "z2"))
-    np.testing.assert_allclose([row["r2_linear"], row["r2_linear_std"]], [np.mean(scores), np.std(scores)],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        [row["r2_linear"], row["r2_linear_std"]], [np.mean(scores), np.std(scores)], rtol=1e-4, atol=1e-5
+    )
     assert row["coords"] == "0,1" and math.isnan(row["r2_nonlinear"]) and np.std(scores) > 0
 
 
@@ -331,9 +389,8 @@ def test_the_yao_protocol_probes_each_batch_on_its_own_75_25_split():
 
 
 def train_seeds(cfg, seeds, store=None, on_chunk=None):
-    study = experiment.study(Preset(cfg, seeds=len(seeds)))._replace(
-        runs=[sweep.Run(cfg, seed, ()) for seed in seeds])
-    (program, runs), = sweep.group_runs(study)
+    study = experiment.study(Preset(cfg, seeds=len(seeds)))._replace(runs=[sweep.Run(cfg, seed, ()) for seed in seeds])
+    ((program, runs),) = sweep.group_runs(study)
     return sweep.train_group(study, program, runs, store, on_chunk)
 
 
@@ -391,8 +448,16 @@ def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(presets.REGISTRY, ("multiview", "tiny"), presets.Preset("multiview", preset, "a test"))
     out = tmp_path / "out"
     assert main(["sweep", "--out", str(out), "--preset", "tiny", "--no-progress"]) == 0
-    assert {p.name for p in out.iterdir()} >= {"sweep.json", "group0.ckpt", "group0.curve.json", "group0.json",
-                                               "results.csv", "results.md", "results.png", "loss.png"}
+    assert {p.name for p in out.iterdir()} >= {
+        "sweep.json",
+        "group0.ckpt",
+        "group0.curve.json",
+        "group0.json",
+        "results.csv",
+        "results.md",
+        "results.png",
+        "loss.png",
+    }
     lines = (out / "results.csv").read_text().splitlines()
     assert lines[0] == "seed,subset,view,latent,content,r2_linear,r2_nonlinear,val_loss"
     assert len(lines) == 1 + 2 * (2 + 2 + 2 + 3) * 3  # seeds x (group, view) pairs x latents
@@ -414,11 +479,14 @@ def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys):
     assert "| {0,1,2} | z0 |" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--preset", "multiview-slow"], ["invalid choice: 'multiview-slow'"]),
-    (["--preset", "multiview-quick", "--seeds", "0"], ["--seeds", ">= 1"]),
-    (["--preset", "multiview-quick", "--train-steps", "0"], ["--train-steps", ">= 1"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--preset", "multiview-slow"], ["invalid choice: 'multiview-slow'"]),
+        (["--preset", "multiview-quick", "--seeds", "0"], ["--seeds", ">= 1"]),
+        (["--preset", "multiview-quick", "--train-steps", "0"], ["--train-steps", ">= 1"]),
+    ],
+)
 def test_bad_command_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, words):
     assert main(["sweep", "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -442,8 +510,9 @@ ENGINE_WORKER = str(Path(__file__).parent / "engine_worker.py")
 
 def engine_worker(*args, devices=1, status=0):
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    done = subprocess.run([sys.executable, ENGINE_WORKER, *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, ENGINE_WORKER, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert done.returncode == status, done.stderr
     return json.loads(done.stdout.splitlines()[-1]) if status == 0 else None
 
@@ -465,5 +534,6 @@ def test_the_multiview_sweep_resumes_on_another_number_of_devices(tmp_path):
     assert resumed["devices"] == 1
     # another device count rounds differently in XLA's CPU runtime (docs/random-streams.md): close, not bitwise
     np.testing.assert_allclose(resumed["params"], uninterrupted["params"], rtol=2e-4, atol=2e-5)
-    np.testing.assert_allclose([r["r2_linear"] for r in resumed["rows"]],
-                               [r["r2_linear"] for r in uninterrupted["rows"]], atol=1e-4)
+    np.testing.assert_allclose(
+        [r["r2_linear"] for r in resumed["rows"]], [r["r2_linear"] for r in uninterrupted["rows"]], atol=1e-4
+    )

@@ -176,10 +176,10 @@ def test_mlp_regressor_r2_matches_sklearn_mlp_regressor():
     x = rng.normal(size=(1500, 5)).astype(np.float32)
     y = np.stack([np.sin(x[:, 0]) + x[:, 1] * x[:, 2], np.tanh(x[:, 3] - x[:, 4])], axis=1)
     train, test = slice(0, 1000), slice(1000, None)
-    ours = [probes.mlp_regressor_r2(x[train], y[train], x[test], y[test], key=jax.random.key(s))
-            for s in range(3)]
-    theirs = [MLPRegressor(max_iter=1000, random_state=s).fit(x[train], y[train]).score(x[test], y[test])
-              for s in range(3)]
+    ours = [probes.mlp_regressor_r2(x[train], y[train], x[test], y[test], key=jax.random.key(s)) for s in range(3)]
+    theirs = [
+        MLPRegressor(max_iter=1000, random_state=s).fit(x[train], y[train]).score(x[test], y[test]) for s in range(3)
+    ]
     assert np.mean(ours) == pytest.approx(np.mean(theirs), abs=0.02)
     assert np.mean(ours) < 0.995  # the target is not trivially fit: the comparison can fail
     again = probes.mlp_regressor_r2(x[train], y[train], x[test], y[test], key=jax.random.key(0))
@@ -195,22 +195,36 @@ def test_mlp_regressors_per_column_fit_together_equal_one_fit_each():
     key = jax.random.key(3)
     got = probes.mlp_regressor_r2_columns(x[:, :250], y[:, :250], x[:, 250:], y[:, 250:], key=key, max_iter=50)
     keys = jax.random.split(key, 6)
-    want = [[probes.mlp_regressor_r2(x[b, :250], y[b, :250, j], x[b, 250:], y[b, 250:, j], key=keys[3 * b + j],
-                                     max_iter=50) for j in range(3)] for b in range(2)]
+    want = [
+        [
+            probes.mlp_regressor_r2(
+                x[b, :250], y[b, :250, j], x[b, 250:], y[b, 250:, j], key=keys[3 * b + j], max_iter=50
+            )
+            for j in range(3)
+        ]
+        for b in range(2)
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert np.ptp(want) > 0.1
     single = probes.mlp_regressor_r2_columns(x[0, :250], y[0, :250], x[0, 250:], y[0, 250:], key=key, max_iter=50)
-    np.testing.assert_allclose(single, [probes.mlp_regressor_r2(x[0, :250], y[0, :250, j], x[0, 250:],
-                                                                y[0, 250:, j], key=k, max_iter=50)
-                                        for j, k in enumerate(jax.random.split(key, 3))], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        single,
+        [
+            probes.mlp_regressor_r2(x[0, :250], y[0, :250, j], x[0, 250:], y[0, 250:, j], key=k, max_iter=50)
+            for j, k in enumerate(jax.random.split(key, 3))
+        ],
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_mlp_accuracy_on_separable_labels():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 2)).astype(np.float32)
     labels = np.column_stack([(x**2).sum(1) > 1.4, np.digitize(x[:, 0], [-0.5, 0.5])])
-    acc = probes.mlp_accuracy(x[:1000], labels[:1000], x[1000:], labels[1000:],
-                              key=jax.random.key(0), hidden=(64, 64), steps=1500)
+    acc = probes.mlp_accuracy(
+        x[:1000], labels[:1000], x[1000:], labels[1000:], key=jax.random.key(0), hidden=(64, 64), steps=1500
+    )
     assert acc > 0.95
 
 
@@ -238,8 +252,7 @@ def test_logistic_fit_reaches_sklearn_optimum(n_classes):
     x, y, x_test, _ = classification_data(n_classes, seed=1)
     sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(x, y)
     with jax.enable_x64(True):
-        w = classification._fit_logistic(jnp.asarray(x), jnp.asarray(y), 0.5, 1e-9,
-                                 n_classes=n_classes, max_iter=1000)
+        w = classification._fit_logistic(jnp.asarray(x), jnp.asarray(y), 0.5, 1e-9, n_classes=n_classes, max_iter=1000)
         proba = jax.nn.softmax(classification._logits(w, jnp.asarray(x_test), n_classes))
     np.testing.assert_allclose(proba, sk.predict_proba(x_test), atol=1e-5)
 

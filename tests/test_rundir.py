@@ -91,7 +91,10 @@ def test_stacked_checkpoints_restore_what_each_process_wrote(tmp_path):
         stacked.save_part(tmp_path, step, 3, {"w": state["w"][3:] * step}, np.array([0, 0]))
         stacked.commit(tmp_path, step, [(0, 3), (3, 5)])
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "latest.json", "step000000020.runs0-3.msgpack", "step000000020.runs3-5.msgpack"]
+        "latest.json",
+        "step000000020.runs0-3.msgpack",
+        "step000000020.runs3-5.msgpack",
+    ]
     step, restored, diverged_at = stacked.restore(tmp_path, jax.eval_shape(lambda: state))
     assert step == 20 and diverged_at.tolist() == [0, 0, 7, 0, 0]
     chex.assert_trees_all_equal(restored, {"w": state["w"] * 20})
@@ -111,4 +114,3 @@ def test_a_resumed_run_drops_metrics_lines_past_its_checkpoint(tmp_path):
     (tmp_path / rundir.METRICS).write_text('{"step": 2}\nnot json\n{"step": 4}\n')
     with pytest.raises(rundir.RunDirError, match="line 2 is not JSON"):
         rundir.read_metrics(tmp_path)
-

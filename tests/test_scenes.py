@@ -25,8 +25,9 @@ def grid_factors(rotation=None):
     shape, y, x = (a.ravel() for a in np.meshgrid(range(7), range(3), range(3), indexing="ij"))
     base = sample_factors(jax.random.PRNGKey(5), len(shape))
     rotation = base.rotation if rotation is None else jnp.full(len(shape), rotation)
-    return base._replace(shape=jnp.asarray(shape, jnp.int32), x=jnp.asarray(x, jnp.int32),
-                         y=jnp.asarray(y, jnp.int32), rotation=rotation)
+    return base._replace(
+        shape=jnp.asarray(shape, jnp.int32), x=jnp.asarray(x, jnp.int32), y=jnp.asarray(y, jnp.int32), rotation=rotation
+    )
 
 
 def test_generator_is_deterministic_per_key():
@@ -81,6 +82,7 @@ def test_object_centroid_is_at_its_cell_centre(size):
 
 def test_different_shapes_give_different_masks():
     """No shape's mask is another's (1 - IoU >= 0.1) under any of 24 rotations."""
+
     def masks(rotation):  # the seven shapes in the centre cell
         return np.asarray(coverage(jax.tree.map(lambda a: a[4::9], grid_factors(rotation)), size=64) > 0.5)
 
@@ -128,8 +130,10 @@ def test_color_name_is_the_nearest_in_the_palette():
     hue, palette = rng.uniform(size=300).astype(np.float32), rng.integers(0, 3, 300)
     got = np.asarray(jax.jit(sentences.color_name)(hue, palette))
     for h, p, index in zip(hue, palette, got):
-        distance = {name: min(abs(h - sentences.COLOR_HUES[name]), 1 - abs(h - sentences.COLOR_HUES[name]))
-                    for name in sentences.PALETTES[p]}
+        distance = {
+            name: min(abs(h - sentences.COLOR_HUES[name]), 1 - abs(h - sentences.COLOR_HUES[name]))
+            for name in sentences.PALETTES[p]
+        }
         assert sentences.COLOR_NAMES[index] == min(distance, key=distance.get)
     assert sentences.COLOR_NAMES[int(sentences.color_name(0.95, 0))] == "red"  # hue is circular
 
@@ -142,8 +146,13 @@ def test_sentence_round_trip():
     assert (token_ids[np.arange(sentences.MAX_LEN) >= lengths[:, None]] == 0).all()  # padded at the end
     names = np.asarray(sentences.color_name(factors.hue, factors.palette))
     parsed = [sentences.parse(s) for s in sentences.strings(factors)]
-    expected_values = {"shape": factors.shape, "x": factors.x, "y": factors.y, "color_name": names,
-                       "phrasing": factors.phrasing}
+    expected_values = {
+        "shape": factors.shape,
+        "x": factors.x,
+        "y": factors.y,
+        "color_name": names,
+        "phrasing": factors.phrasing,
+    }
     for key, expected in expected_values.items():
         assert [p[key] for p in parsed] == np.asarray(expected).tolist(), key
     assert len({p["phrasing"] for p in parsed}) == NUM_PHRASINGS

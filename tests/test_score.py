@@ -17,8 +17,7 @@ from sklearn.linear_model import LinearRegression
 
 from mmident_jax import identifiability as I
 from mmident_jax import probes
-from mmident_jax.score import (COLUMNS, METRICS, ScoreError, add_parser, format_table, run, score,
-                               split_indices)
+from mmident_jax.score import COLUMNS, METRICS, ScoreError, add_parser, format_table, run, score, split_indices
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import cli  # noqa: E402
@@ -60,9 +59,11 @@ def test_rows_equal_direct_computations():
         z_all = np.concatenate([z["c"], z["s"], z["m"]], axis=1)
         for name, block in [*z.items(), ("all", z_all)]:
             assert by[name]["r2_linear"] == pytest.approx(
-                LinearRegression().fit(h[val], block[val]).score(h[test], block[test]), abs=1e-10)
+                LinearRegression().fit(h[val], block[val]).score(h[test], block[test]), abs=1e-10
+            )
             assert by[name]["mcc_pearson_out"] == pytest.approx(
-                oracle_mcc_out(block[val], h[val], block[test], h[test]), abs=1e-10)
+                oracle_mcc_out(block[val], h[val], block[test], h[test]), abs=1e-10
+            )
             assert by[name]["mcc_spearman_in"] == pytest.approx(oracle_mcc_spearman(block[test], h[test]), abs=1e-10)
         d = I.dci(h_val, z_all[val], h_test, z_all[test])
     assert by["all"]["dci_d"] == pytest.approx(d.disentanglement, abs=1e-12)
@@ -93,8 +94,9 @@ def test_input_forms_agree():
     from_split = score(z, h, metrics=metrics, split=split_indices(N, 0.5, 0))
     for rows in (from_array, from_jax, from_split):
         assert rows == reference
-    from_float32 = score({k: jnp.asarray(v, jnp.float32) for k, v in z.items()}, jnp.asarray(h, jnp.float32),
-                         metrics=metrics)
+    from_float32 = score(
+        {k: jnp.asarray(v, jnp.float32) for k, v in z.items()}, jnp.asarray(h, jnp.float32), metrics=metrics
+    )
     for row, want in zip(from_float32, reference):
         assert row["mcc_spearman_out"] == pytest.approx(want["mcc_spearman_out"], abs=1e-6)
     assert score(z, h, metrics="linear,mcc") == reference
@@ -113,21 +115,24 @@ def test_explicit_split_is_used():
     assert rows[0]["mcc_pearson_out"] == pytest.approx(oracle_mcc_out(c[val], h[val], c[test], h[test]), abs=1e-10)
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda z, h: score(z, h[:-1]), ["300", "299"]),
-    (lambda z, h: score(z, np.where(np.arange(N)[:, None] == 7, np.nan, h)), ["non-finite", "row 7"]),
-    (lambda z, h: score(z, h[None]), ["2-D", "(1, 300, 3)"]),
-    (lambda z, h: score(z, h, metrics=("mcc", "nope")), ["unknown metric", "nope"]),
-    (lambda z, h: score(z, h, content="x"), ["content block 'x'", "ceiling"]),
-    (lambda z, h: score(z, h, val_fraction=1.5), ["val_fraction", "1.5"]),
-    (lambda z, h: score(z, h, val_fraction=0.005), ["at least 5"]),
-    (lambda z, h: score(z, h, split=(np.arange(10), np.arange(5, 20))), ["overlap"]),
-    (lambda z, h: score(z, h, split=(np.arange(10), np.array([0.5]))), ["integer"]),
-    (lambda z, h: score(z["c"], h, blocks={"c": (0, 4)}), ["block 'c'", "outside"]),
-    (lambda z, h: score({**z, "all": z["c"]}, h), ["reserved"]),
-    (lambda z, h: score({**z, "m": z["m"][:10]}, h), ["different numbers of samples"]),
-    (lambda z, h: score(z, h, kernel_approx="exact"), ["kernel_approx"]),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda z, h: score(z, h[:-1]), ["300", "299"]),
+        (lambda z, h: score(z, np.where(np.arange(N)[:, None] == 7, np.nan, h)), ["non-finite", "row 7"]),
+        (lambda z, h: score(z, h[None]), ["2-D", "(1, 300, 3)"]),
+        (lambda z, h: score(z, h, metrics=("mcc", "nope")), ["unknown metric", "nope"]),
+        (lambda z, h: score(z, h, content="x"), ["content block 'x'", "ceiling"]),
+        (lambda z, h: score(z, h, val_fraction=1.5), ["val_fraction", "1.5"]),
+        (lambda z, h: score(z, h, val_fraction=0.005), ["at least 5"]),
+        (lambda z, h: score(z, h, split=(np.arange(10), np.arange(5, 20))), ["overlap"]),
+        (lambda z, h: score(z, h, split=(np.arange(10), np.array([0.5]))), ["integer"]),
+        (lambda z, h: score(z["c"], h, blocks={"c": (0, 4)}), ["block 'c'", "outside"]),
+        (lambda z, h: score({**z, "all": z["c"]}, h), ["reserved"]),
+        (lambda z, h: score({**z, "m": z["m"][:10]}, h), ["different numbers of samples"]),
+        (lambda z, h: score(z, h, kernel_approx="exact"), ["kernel_approx"]),
+    ],
+)
 def test_bad_input_raises_one_line_score_error(call, words):
     z, h = make_data()
     with pytest.raises(ScoreError) as info:
@@ -187,8 +192,22 @@ def test_command_codes_in_npz_options_and_rewrite(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "scores.csv").write_text("old\n")
-    args = parse("--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npz", "--out", out,
-                 "--metrics", "linear,ceiling", "--content", "s", "--val-fraction", 0.25, "--seed", 4)
+    args = parse(
+        "--latents",
+        tmp_path / "Z.npz",
+        "--codes",
+        tmp_path / "H.npz",
+        "--out",
+        out,
+        "--metrics",
+        "linear,ceiling",
+        "--content",
+        "s",
+        "--val-fraction",
+        0.25,
+        "--seed",
+        4,
+    )
     run(args)
     table = read_csv(out / "scores.csv")
     assert list(table[0]) == ["codes", "block", "dims", "r2_linear", "ceiling_linear", "norm_linear"]
@@ -204,27 +223,36 @@ def test_command_codes_in_npz_options_and_rewrite(tmp_path, capsys):
     assert "mcc_pearson_in" in capsys.readouterr().out  # without --out: printed only
 
 
-@pytest.mark.parametrize("setup, flags, words", [
-    (lambda d, z, h: np.save(d / "H.npy", h[:-5]), [], ["300", "295"]),
-    (lambda d, z, h: np.save(d / "H.npy", np.where(h > 2.5, np.nan, h)), [], ["non-finite"]),
-    (lambda d, z, h: np.save(d / "H.npy", h[None]), [], ["2-D"]),
-    (lambda d, z, h: None, ["--metrics", "mcc,r2"], ["unknown metric", "'r2'"]),
-    (lambda d, z, h: (d / "Z.npz").unlink(), [], ["latents file", "does not exist"]),
-    (lambda d, z, h: (d / "H.npy").write_text("not an array"), [], ["not an array file numpy wrote", "numpy.save"]),
-    (lambda d, z, h: np.save(d / "H.npy", np.array([{"h": 1}], dtype=object), allow_pickle=True), [],
-     ["pickled objects", "not read", "numpy.save"]),
-    (lambda d, z, h: torch_like_file(d / "H.npy"), [], ["a PyTorch file", "tensor.cpu().numpy()", "numpy.save"]),
-    (lambda d, z, h: torch_like_file(d / "Z.npz"), [], ["latents file", "a PyTorch file"]),
-    (lambda d, z, h: np.savez(d / "Z.npz", **{**z, "m": np.ones((300, 2))}), [], ["'m' is constant", "[0, 1]"]),
-    (lambda d, z, h: np.save(d / "H.npy", np.ones_like(h)), [], ["codes are constant"]),
-    (lambda d, z, h: None, ["--content", "x"], ["content block 'x'", "--blocks c=0:5"]),
-    (lambda d, z, h: np.save(open(d / "Z.npz", "wb"), np.random.default_rng(0).normal(size=(300, 3))), [],
-     ["content block 'c'", "['z']", "--blocks"]),
-    (lambda d, z, h: None, ["--blocks", "c=0:2"], ["--blocks cuts one latents array", "holds 3"]),
-    (lambda d, z, h: None, ["--val-codes", "v.npy"], ["either --latents and --codes", "not both"]),
-    (lambda d, z, h: None, ["--val-fraction", "1.5"], ["val_fraction"]),
-    (lambda d, z, h: (d / "out").write_text("a file"), [], ["not a directory"]),
-])
+@pytest.mark.parametrize(
+    "setup, flags, words",
+    [
+        (lambda d, z, h: np.save(d / "H.npy", h[:-5]), [], ["300", "295"]),
+        (lambda d, z, h: np.save(d / "H.npy", np.where(h > 2.5, np.nan, h)), [], ["non-finite"]),
+        (lambda d, z, h: np.save(d / "H.npy", h[None]), [], ["2-D"]),
+        (lambda d, z, h: None, ["--metrics", "mcc,r2"], ["unknown metric", "'r2'"]),
+        (lambda d, z, h: (d / "Z.npz").unlink(), [], ["latents file", "does not exist"]),
+        (lambda d, z, h: (d / "H.npy").write_text("not an array"), [], ["not an array file numpy wrote", "numpy.save"]),
+        (
+            lambda d, z, h: np.save(d / "H.npy", np.array([{"h": 1}], dtype=object), allow_pickle=True),
+            [],
+            ["pickled objects", "not read", "numpy.save"],
+        ),
+        (lambda d, z, h: torch_like_file(d / "H.npy"), [], ["a PyTorch file", "tensor.cpu().numpy()", "numpy.save"]),
+        (lambda d, z, h: torch_like_file(d / "Z.npz"), [], ["latents file", "a PyTorch file"]),
+        (lambda d, z, h: np.savez(d / "Z.npz", **{**z, "m": np.ones((300, 2))}), [], ["'m' is constant", "[0, 1]"]),
+        (lambda d, z, h: np.save(d / "H.npy", np.ones_like(h)), [], ["codes are constant"]),
+        (lambda d, z, h: None, ["--content", "x"], ["content block 'x'", "--blocks c=0:5"]),
+        (
+            lambda d, z, h: np.save(open(d / "Z.npz", "wb"), np.random.default_rng(0).normal(size=(300, 3))),
+            [],
+            ["content block 'c'", "['z']", "--blocks"],
+        ),
+        (lambda d, z, h: None, ["--blocks", "c=0:2"], ["--blocks cuts one latents array", "holds 3"]),
+        (lambda d, z, h: None, ["--val-codes", "v.npy"], ["either --latents and --codes", "not both"]),
+        (lambda d, z, h: None, ["--val-fraction", "1.5"], ["val_fraction"]),
+        (lambda d, z, h: (d / "out").write_text("a file"), [], ["not a directory"]),
+    ],
+)
 def test_command_bad_input_exits_2_with_one_line(tmp_path, setup, flags, words):
     """Among them, what other frameworks write: a PyTorch file, a pickle, one unnamed latents array."""
     z, h = make_data()
@@ -256,16 +284,27 @@ def test_separate_split_files_equal_the_python_apis_given_split(tmp_path):
         np.savez(tmp_path / f"Z_{where}.npz", **{k: v[rows] for k, v in z.items()})
         np.save(tmp_path / f"H_{where}.npy", h[rows])
     out = tmp_path / "out"
-    result = cli("score", "--val-latents", tmp_path / "Z_val.npz", "--val-codes", tmp_path / "H_val.npy",
-                 "--test-latents", tmp_path / "Z_test.npz", "--test-codes", tmp_path / "H_test.npy",
-                 "--metrics", "linear,kernel,mcc", "--out", out)
+    result = cli(
+        "score",
+        "--val-latents",
+        tmp_path / "Z_val.npz",
+        "--val-codes",
+        tmp_path / "H_val.npy",
+        "--test-latents",
+        tmp_path / "Z_test.npz",
+        "--test-codes",
+        tmp_path / "H_test.npy",
+        "--metrics",
+        "linear,kernel,mcc",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     want = score(z, h, metrics=("linear", "kernel", "mcc"), split=(val, test))
     got = read_csv(out / "scores.csv")
     assert [float(r["r2_linear"]) for r in got] == [r["r2_linear"] for r in want]
     assert [float(r["mcc_pearson_out"]) for r in got] == [r["mcc_pearson_out"] for r in want]
-    np.testing.assert_allclose([float(r["r2_nonlinear"]) for r in got], [r["r2_nonlinear"] for r in want],
-                               rtol=1e-12)
+    np.testing.assert_allclose([float(r["r2_nonlinear"]) for r in got], [r["r2_nonlinear"] for r in want], rtol=1e-12)
     assert want != score(z, h, metrics=("linear", "kernel", "mcc"))  # the split given mattered
 
 
@@ -274,16 +313,18 @@ def test_two_code_arrays_in_one_npz_give_one_table_each(tmp_path):
     np.savez(tmp_path / "Z.npz", **z)
     np.savez(tmp_path / "H.npz", hz1=h, hz2=h[:, ::-1] * 2.0 + 1.0)
     out = tmp_path / "out"
-    result = cli("score", "--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npz", "--metrics", "linear",
-                 "--out", out)
+    result = cli(
+        "score", "--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npz", "--metrics", "linear", "--out", out
+    )
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if line.startswith("#")] == ["# hz1", "# hz2"]
     table = read_csv(out / "scores.csv")
     assert [(r["codes"], r["block"]) for r in table] == [(c, b) for c in ("hz1", "hz2") for b in ("c", "s", "m", "all")]
     want = score(z, h, metrics=("linear",))
     assert [float(r["r2_linear"]) for r in table[:4]] == [r["r2_linear"] for r in want]
-    np.testing.assert_allclose([float(r["r2_linear"]) for r in table[4:]], [r["r2_linear"] for r in want],
-                               atol=1e-9)  # an affine map of the same codes: the same linear R²
+    np.testing.assert_allclose(
+        [float(r["r2_linear"]) for r in table[4:]], [r["r2_linear"] for r in want], atol=1e-9
+    )  # an affine map of the same codes: the same linear R²
 
 
 def test_one_latents_array_named_by_blocks(tmp_path):
@@ -294,11 +335,23 @@ def test_one_latents_array_named_by_blocks(tmp_path):
     widths = np.cumsum([0] + [z[k].shape[1] for k in names])
     blocks = ",".join(f"{k}={a}:{b}" for k, a, b in zip(names, widths, widths[1:]))
     out = tmp_path / "out"
-    result = cli("score", "--latents", tmp_path / "Z.npy", "--codes", tmp_path / "H.npy", "--blocks", blocks,
-                 "--metrics", "linear,ceiling", "--out", out)
+    result = cli(
+        "score",
+        "--latents",
+        tmp_path / "Z.npy",
+        "--codes",
+        tmp_path / "H.npy",
+        "--blocks",
+        blocks,
+        "--metrics",
+        "linear,ceiling",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     assert [float(r["r2_linear"]) for r in read_csv(out / "scores.csv")] == [
-        r["r2_linear"] for r in score(z, h, metrics=("linear", "ceiling"))]
+        r["r2_linear"] for r in score(z, h, metrics=("linear", "ceiling"))
+    ]
 
 
 def test_a_constant_code_column_is_scored_with_a_one_line_warning(tmp_path):
@@ -307,8 +360,9 @@ def test_a_constant_code_column_is_scored_with_a_one_line_warning(tmp_path):
     np.save(tmp_path / "H.npy", np.concatenate([h, np.zeros((len(h), 1))], axis=1))
     result = cli("score", "--latents", tmp_path / "Z.npz", "--codes", tmp_path / "H.npy", "--metrics", "linear")
     assert result.returncode == 0
-    assert result.stderr.strip().splitlines() == [f"warning: H: code column(s) [{h.shape[1]}] are constant and "
-                                                  "carry no information"]
+    assert result.stderr.strip().splitlines() == [
+        f"warning: H: code column(s) [{h.shape[1]}] are constant and carry no information"
+    ]
 
 
 def test_metric_names_are_the_documented_ones():
@@ -331,7 +385,9 @@ def test_unconverged_dci_warns():
 def test_the_parser_loads_no_jax():
     import subprocess
 
-    code = ("import argparse, sys; from mmident_jax import score; p = argparse.ArgumentParser(); "
-            "score.add_parser(p.add_subparsers()); print('jax' in sys.modules)")
+    code = (
+        "import argparse, sys; from mmident_jax import score; p = argparse.ArgumentParser(); "
+        "score.add_parser(p.add_subparsers()); print('jax' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mmident_jax import core, engine, rundir, train
-from mmident_jax.evaluation import monitor as make_monitor
 from mmident_jax.config import hyper, replace
+from mmident_jax.evaluation import monitor as make_monitor
 
 
 def test_same_seed_gives_bitwise_identical_parameters(tiny):
@@ -14,7 +14,9 @@ def test_same_seed_gives_bitwise_identical_parameters(tiny):
     (s1, l1), (s2, l2) = run(jax.random.PRNGKey(7)), run(jax.random.PRNGKey(7))
     chex.assert_trees_all_equal((s1, l1), (s2, l2))
     s3, _ = run(jax.random.PRNGKey(8))
-    assert not np.allclose(s1.params["g1"]["params"]["Dense_0"]["kernel"], s3.params["g1"]["params"]["Dense_0"]["kernel"])
+    assert not np.allclose(
+        s1.params["g1"]["params"]["Dense_0"]["kernel"], s3.params["g1"]["params"]["Dense_0"]["kernel"]
+    )
 
 
 @pytest.mark.slow
@@ -36,8 +38,7 @@ def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
     state, losses = jax.jit(train.make_train(cfg))(jax.random.PRNGKey(0))
     assert float(losses[-20:].mean()) < float(losses[:20].mean()) - 0.3
     assert set(state.params) == {"g1", "g2"}
-    shared, _ = jax.jit(train.make_train(replace(cfg, shared_encoder=True, shared_mixing=True)))(
-        jax.random.PRNGKey(0))
+    shared, _ = jax.jit(train.make_train(replace(cfg, shared_encoder=True, shared_mixing=True)))(jax.random.PRNGKey(0))
     assert set(shared.params) == {"g"}
     chex.assert_trees_all_equal(shared.truth.f1, shared.truth.f2)
 
@@ -89,7 +90,9 @@ def test_fit_equals_the_pure_train_function(tiny, tmp_path):
 def test_fit_compiles_one_program_per_chunk_length(tiny, tmp_path, monkeypatch):
     """25 steps in chunks of 10: lengths 10, 10, 5 need two chunk programs, not three."""
     chunk_program, lengths = engine.chunk_program, []
-    monkeypatch.setattr(engine, "chunk_program", lambda exp, n, *args: lengths.append(n) or chunk_program(exp, n, *args))
+    monkeypatch.setattr(
+        engine, "chunk_program", lambda exp, n, *args: lengths.append(n) or chunk_program(exp, n, *args)
+    )
     state = train.fit(replace(tiny, train_steps=25, log_steps=10), tmp_path, progress=False)
     assert int(state.step) == 25 and lengths == [10, 5]
 

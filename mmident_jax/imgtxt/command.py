@@ -28,32 +28,41 @@ from mmident_jax.imgtxt.config import ImgTxtConfig
 
 presets.register("imgtxt", "imgtxt train", config.PAPER, "image/text at the paper's scale (ResNet-18)")
 presets.register("imgtxt-quick", "imgtxt train", config.QUICK, "image/text with a small CNN on 32x32 images")
-presets.register("imgtxt", "imgtxt sweep", config.ImgTxtSweep(config.PAPER, (1, 2, 3, 4, 6, 8, 10, 12), 3),
-                 "image/text encoding sizes 1..12 x 3 seeds, paper scale")
-presets.register("imgtxt-quick", "imgtxt sweep", config.ImgTxtSweep(config.QUICK, (4, 8), 1),
-                 "image/text encoding sizes 4 and 8, quick scale")
+presets.register(
+    "imgtxt",
+    "imgtxt sweep",
+    config.ImgTxtSweep(config.PAPER, (1, 2, 3, 4, 6, 8, 10, 12), 3),
+    "image/text encoding sizes 1..12 x 3 seeds, paper scale",
+)
+presets.register(
+    "imgtxt-quick",
+    "imgtxt sweep",
+    config.ImgTxtSweep(config.QUICK, (4, 8), 1),
+    "image/text encoding sizes 4 and 8, quick scale",
+)
 
-FLAGS = {  # ImgTxtConfig fields exposed as flags, with their help text
-    "encoding_size": "code dimensions",
-    "image_size": "image side in pixels",
-    "image_encoder": "resnet18 (paper) or cnn",
-    "position_dependent_color": "hue drawn from the third of [0, 1] of the x-position",
-    "temperature": "temperature tau",
-    "seed": "random seed of the run",
-    "batch_size": "pairs per step",
-    "lr": "Adam learning rate",
-    "train_steps": "total optimisation steps",
-    "log_steps": "steps between checkpoints and metrics lines",
-    "eval_size": "held-out pairs to fit the probes on (and as many to score them)",
-}
+FLAGS = (
+    "encoding_size",
+    "image_size",
+    "image_encoder",
+    "position_dependent_color",
+    "temperature",
+    "seed",
+    "batch_size",
+    "lr",
+    "train_steps",
+    "log_steps",
+    "eval_size",
+)  # ImgTxtConfig fields exposed as flags
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add `imgtxt train|evaluate|sweep|export` to the `mmident-jax` subcommands."""
     imgtxt = commands.add_parser("imgtxt", help="the image/text experiment on generated scenes")
     sub = imgtxt.add_subparsers(dest="imgtxt_command", required=True)
-    add_train_command(sub, "train one image/text run (resumes from the run directory)", "imgtxt train", FLAGS,
-                      ImgTxtConfig)
+    add_train_command(
+        sub, "train one image/text run (resumes from the run directory)", "imgtxt train", FLAGS, ImgTxtConfig
+    )
     evaluate = sub.add_parser("evaluate", help="probe a trained run's codes; writes results.csv")
     evaluate.add_argument("--run-dir", required=True, help="a trained image/text run directory")
     sweep = sub.add_parser("sweep", help="every encoding size x seed of a preset; results and figures")
@@ -67,8 +76,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     export.add_argument("--n", type=int, default=1000, help="pairs (default 1000)")
     export.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
     export.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    export.add_argument("--position-dependent-color", action="store_true",
-                        help="hue drawn from the third of [0, 1] of the x-position")
+    export.add_argument(
+        "--position-dependent-color", action="store_true", help="hue drawn from the third of [0, 1] of the x-position"
+    )
     return imgtxt
 
 
@@ -91,8 +101,9 @@ def run(args: argparse.Namespace) -> None:
         positive(args, "seeds", "train_steps")
         out, seeds = Path(args.out), args.seeds or preset.seeds
         study = experiment.study(preset, seeds, args.train_steps)
-        rundir.prepare_out(out, sweep.identity(args.preset, study, seeds, experiment="imgtxt",
-                                              train_steps=args.train_steps))
+        rundir.prepare_out(
+            out, sweep.identity(args.preset, study, seeds, experiment="imgtxt", train_steps=args.train_steps)
+        )
         rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
         for skipped in experiment.write_results(out, args.preset, rows, preset, seeds):
             print(f"skipped {skipped}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from mmident_jax.config import Optimisation, check, validate_parts
+from mmident_jax.config import Optimisation, check, setting, validate_parts
 
 IMAGE_ENCODERS = ("resnet18", "cnn")
 
@@ -19,12 +19,12 @@ class ImgTxtConfig(Optimisation):
     """One image/text run. Defaults are the paper's (batch 256, Adam at lr 1e-5 without clipping,
     100k steps, ResNet-18); the optimisation part is `config.Optimisation`, validated there."""
 
-    encoding_size: int = 4
-    image_size: int = 64
-    image_encoder: str = "resnet18"
-    position_dependent_color: bool = False
-    temperature: float = 1.0
-    eval_size: int = 4096  # held-out pairs to fit probes on, and as many to score them
+    encoding_size: int = setting(4, "code dimensions")
+    image_size: int = setting(64, "image side in pixels")
+    image_encoder: str = setting("resnet18", "resnet18 (the paper's) or cnn")
+    position_dependent_color: bool = setting(False, "hue drawn from the third of [0, 1] of the x-position")
+    temperature: float = setting(1.0, "temperature tau")
+    eval_size: int = setting(4096, "held-out pairs to fit the probes on (and as many to score them)")
     batch_size: int = field(default=256, kw_only=True)
     lr: float = field(default=1e-5, kw_only=True)
     grad_clip: float = field(default=0.0, kw_only=True)
@@ -36,8 +36,10 @@ class ImgTxtConfig(Optimisation):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         check(self.image_size >= 16, f"image_size must be >= 16, got {self.image_size}")
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(self.image_encoder in IMAGE_ENCODERS,
-              f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}, got {self.image_encoder!r}")
+        check(
+            self.image_encoder in IMAGE_ENCODERS,
+            f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}, got {self.image_encoder!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -52,5 +54,14 @@ class ImgTxtSweep:
 PAPER = ImgTxtConfig()
 # A small CNN on 32x32 images, a larger learning rate and temperature 0.1 (at temperature 1
 # the shape is not learned within a few thousand steps): trains on a 2-core CPU in minutes.
-QUICK = replace(PAPER, image_encoder="cnn", image_size=32, batch_size=128, lr=1e-3, temperature=0.1,
-                train_steps=3000, log_steps=500, eval_size=2048)
+QUICK = replace(
+    PAPER,
+    image_encoder="cnn",
+    image_size=32,
+    batch_size=128,
+    lr=1e-3,
+    temperature=0.1,
+    train_steps=3000,
+    log_steps=500,
+    eval_size=2048,
+)

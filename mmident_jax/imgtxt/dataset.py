@@ -45,13 +45,28 @@ from mmident_jax.imgtxt.scenes import Factors, render
 from mmident_jax.imgtxt.sentences import COLOR_NAMES, color_name, strings
 
 IMAGE_COLUMNS = {  # column -> Factors field, or a constant
-    "object_shape": "shape", "object_xpos": "x", "object_ypos": "y", "object_zpos": 0.0,
-    "object_alpharot": 0.5, "object_betarot": 0.5, "object_gammarot": "rotation",
-    "object_color": "hue", "spotlight_pos": "light_position", "spotlight_color": "light_hue",
+    "object_shape": "shape",
+    "object_xpos": "x",
+    "object_ypos": "y",
+    "object_zpos": 0.0,
+    "object_alpharot": 0.5,
+    "object_betarot": 0.5,
+    "object_gammarot": "rotation",
+    "object_color": "hue",
+    "spotlight_pos": "light_position",
+    "spotlight_color": "light_hue",
     "background_color": "background_hue",
 }
-TEXT_COLUMNS = ("object_shape", "object_xpos", "object_ypos", "object_zpos", "object_color_name",
-                "object_color_index", "text_phrasing", "color_palette")
+TEXT_COLUMNS = (
+    "object_shape",
+    "object_xpos",
+    "object_ypos",
+    "object_zpos",
+    "object_color_name",
+    "object_color_index",
+    "text_phrasing",
+    "color_palette",
+)
 _CHUNK = 256  # samples rendered at a time by `export`
 _render = jax.jit(render, static_argnames="size")
 
@@ -64,8 +79,9 @@ def _pillow():
     try:
         from PIL import Image
     except ImportError as err:
-        raise DatasetError("reading and writing PNG files needs Pillow, which is not installed: "
-                           "pip install 'mmident-jax[images]'") from err
+        raise DatasetError(
+            "reading and writing PNG files needs Pillow, which is not installed: pip install 'mmident-jax[images]'"
+        ) from err
     return Image
 
 
@@ -104,21 +120,38 @@ def export(directory, factors: Factors, images=None, size: int = 64) -> None:
     (directory / "images").mkdir(parents=True, exist_ok=True)
     (directory / "text").mkdir(exist_ok=True)
     for start in range(0, n, _CHUNK):
-        part = Factors(*(field[start:start + _CHUNK] for field in factors))
-        batch = to_uint8(_render(part, size=size) if images is None
-                         else images[start:start + _CHUNK])
+        part = Factors(*(field[start : start + _CHUNK] for field in factors))
+        batch = to_uint8(_render(part, size=size) if images is None else images[start : start + _CHUNK])
         for index, image in enumerate(batch, start):
             image_module.fromarray(image).save(image_path(directory, index, n))
     (directory / "text" / "text_raw.txt").write_text("\n".join(strings(factors)))
     fields = factors._asdict()
-    _write_csv(directory / "latents_image.csv", {
-        column: fields[value].tolist() if isinstance(value, str) else [value] * n
-        for column, value in IMAGE_COLUMNS.items()})
+    _write_csv(
+        directory / "latents_image.csv",
+        {
+            column: fields[value].tolist() if isinstance(value, str) else [value] * n
+            for column, value in IMAGE_COLUMNS.items()
+        },
+    )
     color_index = np.asarray(color_name(factors.hue, factors.palette)).tolist()
-    _write_csv(directory / "latents_text.csv", dict(zip(TEXT_COLUMNS, (
-        factors.shape.tolist(), factors.x.tolist(), factors.y.tolist(), [0.0] * n,
-        [COLOR_NAMES[i] for i in color_index], color_index, factors.phrasing.tolist(),
-        factors.palette.tolist()))))
+    _write_csv(
+        directory / "latents_text.csv",
+        dict(
+            zip(
+                TEXT_COLUMNS,
+                (
+                    factors.shape.tolist(),
+                    factors.x.tolist(),
+                    factors.y.tolist(),
+                    [0.0] * n,
+                    [COLOR_NAMES[i] for i in color_index],
+                    color_index,
+                    factors.phrasing.tolist(),
+                    factors.palette.tolist(),
+                ),
+            )
+        ),
+    )
 
 
 def _column(values: list[str]) -> np.ndarray:
@@ -168,16 +201,17 @@ def load(directory, size: int | None = None) -> tuple[np.ndarray, list[str], dic
     n = len(next(iter(latents.values())))
     for name, column in _read_csv(paths["latents_text.csv"]).items():
         if len(column) != n:
-            raise DatasetError(f"{paths['latents_text.csv']} has {len(column)} rows, "
-                               f"expected {n} as in {paths['latents_image.csv']}")
+            raise DatasetError(
+                f"{paths['latents_text.csv']} has {len(column)} rows, expected {n} as in {paths['latents_image.csv']}"
+            )
         if name in latents and not np.array_equal(latents[name], column):
-            raise DatasetError(f"{paths['latents_text.csv']}: column {name} disagrees "
-                               f"with {paths['latents_image.csv']}")
+            raise DatasetError(
+                f"{paths['latents_text.csv']}: column {name} disagrees with {paths['latents_image.csv']}"
+            )
         latents.setdefault(name, column)
     texts = _read_text(paths["text"]).splitlines()
     if len(texts) != n:
-        raise DatasetError(f"{paths['text']} has {len(texts)} lines, "
-                           f"expected {n} as in {paths['latents_image.csv']}")
+        raise DatasetError(f"{paths['text']} has {len(texts)} lines, expected {n} as in {paths['latents_image.csv']}")
     images = []
     for index in range(n):
         path = image_path(directory, index, n)
@@ -192,6 +226,5 @@ def load(directory, size: int | None = None) -> tuple[np.ndarray, list[str], dic
         except (OSError, SyntaxError, ValueError) as err:
             raise DatasetError(f"unreadable image {path}: {err}") from err
         if images[-1].shape != images[0].shape:
-            raise DatasetError(f"image {path} is {images[-1].shape[:2]}, "
-                               f"expected {images[0].shape[:2]} as the first")
+            raise DatasetError(f"image {path} is {images[-1].shape[:2]}, expected {images[0].shape[:2]} as the first")
     return np.stack(images), texts, latents

@@ -95,6 +95,5 @@ class TextCNN(nn.Module):
 
 
 def image_encoder(name: str, out: int) -> nn.Module:
-    """"resnet18" or "cnn"."""
+    """ "resnet18" or "cnn"."""
     return {"resnet18": ResNet18, "cnn": SmallCNN}[name](out=out)
-

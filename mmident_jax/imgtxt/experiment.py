@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import core, driver, losses, optim, probes as P, report, rundir, sweep
+from mmident_jax import core, driver, losses, optim, report, rundir, sweep
+from mmident_jax import probes as P
 from mmident_jax.core import stream
 from mmident_jax.imgtxt import scenes, sentences
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
@@ -41,10 +42,16 @@ from mmident_jax.imgtxt.encoders import TextCNN, image_encoder
 
 # Factor -> (role, classes; 0 for continuous factors in [0, 1]).
 FACTORS = {
-    "shape": ("content", len(scenes.SHAPES)), "x": ("content", 3), "y": ("content", 3),
-    "color_name": ("style", len(sentences.COLOR_NAMES)), "hue": ("style", 0),
-    "rotation": ("image", 0), "light_position": ("image", 0), "light_hue": ("image", 0),
-    "background_hue": ("image", 0), "phrasing": ("text", scenes.NUM_PHRASINGS),
+    "shape": ("content", len(scenes.SHAPES)),
+    "x": ("content", 3),
+    "y": ("content", 3),
+    "color_name": ("style", len(sentences.COLOR_NAMES)),
+    "hue": ("style", 0),
+    "rotation": ("image", 0),
+    "light_position": ("image", 0),
+    "light_hue": ("image", 0),
+    "background_hue": ("image", 0),
+    "phrasing": ("text", scenes.NUM_PHRASINGS),
 }
 ENCODERS = ("image", "text")
 
@@ -136,7 +143,7 @@ def eval_data(state: State, cfg: ImgTxtConfig, split: int):
         return codes(state.params, cfg, images, tokens), factors
 
     (h_image, h_text), factors = jax.lax.map(batch, jnp.arange(count))
-    flat = lambda x: np.asarray(x).reshape(count * chunk, *x.shape[2:])[:cfg.eval_size]
+    flat = lambda x: np.asarray(x).reshape(count * chunk, *x.shape[2:])[: cfg.eval_size]
     return (flat(h_image), flat(h_text)), factor_values(jax.tree.map(flat, factors))
 
 
@@ -158,14 +165,31 @@ def evaluate(state: State, cfg: ImgTxtConfig) -> list[dict]:
         linear = P.linear_r2_blocks(x_fit, y_fit, x_test, y_test)
         kernel = [r2 for r2, _ in P.kernel_ridge_r2_blocks(x_fit, y_fit, x_test, y_test)]
         for f, r2_linear, r2_nonlinear in zip(continuous, linear, kernel):
-            rows.append({"encoder": encoder, "factor": f, "role": FACTORS[f][0], "chance": 0.0,
-                         "r2_linear": r2_linear, "r2_nonlinear": r2_nonlinear, "score": r2_nonlinear})
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "factor": f,
+                    "role": FACTORS[f][0],
+                    "chance": 0.0,
+                    "r2_linear": r2_linear,
+                    "r2_nonlinear": r2_nonlinear,
+                    "score": r2_nonlinear,
+                }
+            )
         for i, f in enumerate(discrete):
             key = jax.random.fold_in(jax.random.fold_in(stream(state.key, "probes"), i), e)
             accuracy = P.mlp_accuracy(x_fit, fit_factors[f], x_test, test_factors[f], key=key)
-            rows.append({"encoder": encoder, "factor": f, "role": FACTORS[f][0], "chance": 1 / FACTORS[f][1],
-                         "acc_linear": P.logistic_accuracy(x_fit, fit_factors[f], x_test, test_factors[f]),
-                         "acc_nonlinear": accuracy, "score": accuracy})
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "factor": f,
+                    "role": FACTORS[f][0],
+                    "chance": 1 / FACTORS[f][1],
+                    "acc_linear": P.logistic_accuracy(x_fit, fit_factors[f], x_test, test_factors[f]),
+                    "acc_nonlinear": accuracy,
+                    "score": accuracy,
+                }
+            )
     order = list(FACTORS)
     return sorted(rows, key=lambda r: (ENCODERS.index(r["encoder"]), order.index(r["factor"])))
 
@@ -181,33 +205,66 @@ def evaluate_run(run_dir) -> list[dict]:
 
 # ------------------------------------------------------------------ sweep over encoding sizes
 
-COLUMNS = ("encoding_size", "seed", "encoder", "factor", "role", "chance", "acc_linear", "acc_nonlinear",
-           "r2_linear", "r2_nonlinear", "score")
+COLUMNS = (
+    "encoding_size",
+    "seed",
+    "encoder",
+    "factor",
+    "role",
+    "chance",
+    "acc_linear",
+    "acc_nonlinear",
+    "r2_linear",
+    "r2_nonlinear",
+    "score",
+)
 
 
 def study(preset: ImgTxtSweep, seeds: int | None = None, train_steps: int | None = None) -> sweep.Study:
     """Every (encoding size, seed) of `preset` for the sweep engine: one program per size, its seeds vmapped."""
     base = preset.base if train_steps is None else replace(preset.base, train_steps=train_steps)
-    runs = [sweep.Run(replace(base, encoding_size=size, seed=seed), seed, (("encoding_size", size),))
-            for size in preset.sizes for seed in range(seeds or preset.seeds)]
-    return sweep.Study(runs, experiment, lambda run: (), lambda cfg: replace(cfg, seed=0),
-                       lambda state, run: evaluate(state, run.cfg), {"eval_size": base.eval_size}, batching="vmap")
+    runs = [
+        sweep.Run(replace(base, encoding_size=size, seed=seed), seed, (("encoding_size", size),))
+        for size in preset.sizes
+        for seed in range(seeds or preset.seeds)
+    ]
+    return sweep.Study(
+        runs,
+        experiment,
+        lambda run: (),
+        lambda cfg: replace(cfg, seed=0),
+        lambda state, run: evaluate(state, run.cfg),
+        {"eval_size": base.eval_size},
+        batching="vmap",
+    )
 
 
 def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
     """Per encoding size: each factor's score from image and text codes (accuracy or R²), chance beside."""
-    lines = [f"# {name}", "", "Discrete factors: accuracy of an MLP classifier (chance = 1/classes); "
-             f"continuous factors: kernel-ridge R². Mean ± std over {seeds} seed(s).", ""]
+    lines = [
+        f"# {name}",
+        "",
+        "Discrete factors: accuracy of an MLP classifier (chance = 1/classes); "
+        f"continuous factors: kernel-ridge R². Mean ± std over {seeds} seed(s).",
+        "",
+    ]
     for size in sorted({r["encoding_size"] for r in rows}):
-        lines += [f"## Encoding size {size}", "", "| factor | role | metric | chance | image | text |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"## Encoding size {size}",
+            "",
+            "| factor | role | metric | chance | image | text |",
+            "|---|---|---|---|---|---|",
+        ]
         for factor, (role, classes) in FACTORS.items():
-            scores = [[r["score"] for r in rows if r["encoding_size"] == size and r["factor"] == factor
-                       and r["encoder"] == e] for e in ENCODERS]
+            scores = [
+                [r["score"] for r in rows if r["encoding_size"] == size and r["factor"] == factor and r["encoder"] == e]
+                for e in ENCODERS
+            ]
             cells = [report.mean_std(np.mean(v), np.std(v)) for v in scores]
             chance = f"{1 / classes:.2f}" if classes else "0"
-            lines.append(f"| {factor} | {role} | {'accuracy' if classes else 'R²'} | {chance} | "
-                         + " | ".join(cells) + " |")
+            lines.append(
+                f"| {factor} | {role} | {'accuracy' if classes else 'R²'} | {chance} | " + " | ".join(cells) + " |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -221,8 +278,16 @@ def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, encoder in zip(axes, ENCODERS):
         for factor, (role, classes) in FACTORS.items():
-            means = [np.mean([r["score"] for r in rows if r["encoding_size"] == k and r["factor"] == factor
-                              and r["encoder"] == encoder]) for k in sizes]
+            means = [
+                np.mean(
+                    [
+                        r["score"]
+                        for r in rows
+                        if r["encoding_size"] == k and r["factor"] == factor and r["encoder"] == encoder
+                    ]
+                )
+                for k in sizes
+            ]
             ax.plot(sizes, means, marker="o", linestyle="-" if classes else "--", label=f"{factor} ({role})")
         ax.set_title(f"{name}: {encoder} codes")
         ax.set_xlabel("encoding size")

@@ -128,8 +128,15 @@ def sample_factors(key: jax.Array, n: int, position_dependent_color: bool = Fals
     unit = [jax.random.uniform(k, (n,)) for k in keys[3:8]]
     x = integers(keys[1], len(X_POSITIONS))
     hue = (x + unit[0]) / 3 if position_dependent_color else unit[0]
-    return Factors(integers(keys[0], len(SHAPES)), x, integers(keys[2], len(Y_POSITIONS)),
-                   hue, *unit[1:], integers(keys[8], NUM_PALETTES), integers(keys[9], NUM_PHRASINGS))
+    return Factors(
+        integers(keys[0], len(SHAPES)),
+        x,
+        integers(keys[2], len(Y_POSITIONS)),
+        hue,
+        *unit[1:],
+        integers(keys[8], NUM_PALETTES),
+        integers(keys[9], NUM_PHRASINGS),
+    )
 
 
 def _grid(size: int) -> tuple[jax.Array, jax.Array]:
@@ -176,7 +183,8 @@ def render(factors: Factors, size: int = 64) -> jax.Array:
         return hsv_to_rgb(hue, *sv)[:, None, None, :]
 
     background = color(factors.background_hue, BACKGROUND_SV) + LIGHT_STRENGTH * glow * color(
-        factors.light_hue, LIGHT_SV)
+        factors.light_hue, LIGHT_SV
+    )
     obj = color(factors.hue, OBJECT_SV) * (1 - OBJECT_SHADING + OBJECT_SHADING * glow)
     alpha = coverage(factors, size)[..., None]
     return background + alpha * (obj - background)

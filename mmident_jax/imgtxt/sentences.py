@@ -33,9 +33,18 @@ import numpy as np
 from mmident_jax.imgtxt.scenes import SHAPES, X_POSITIONS, Y_POSITIONS, Factors
 
 COLOR_HUES = {  # the twelve-hue RGB colour wheel
-    "red": 0 / 12, "orange": 1 / 12, "yellow": 2 / 12, "chartreuse": 3 / 12,
-    "green": 4 / 12, "springgreen": 5 / 12, "cyan": 6 / 12, "azure": 7 / 12,
-    "blue": 8 / 12, "violet": 9 / 12, "magenta": 10 / 12, "rose": 11 / 12,
+    "red": 0 / 12,
+    "orange": 1 / 12,
+    "yellow": 2 / 12,
+    "chartreuse": 3 / 12,
+    "green": 4 / 12,
+    "springgreen": 5 / 12,
+    "cyan": 6 / 12,
+    "azure": 7 / 12,
+    "blue": 8 / 12,
+    "violet": 9 / 12,
+    "magenta": 10 / 12,
+    "rose": 11 / 12,
 }
 COLOR_NAMES = tuple(COLOR_HUES)
 PALETTES = (
@@ -58,8 +67,13 @@ VOCAB = ("<pad>", *_WORDS, *SHAPES, *X_POSITIONS, *Y_POSITIONS, *COLOR_NAMES)
 MAX_LEN = max(len(t.split()) for t in TEMPLATES)
 _INDEX = {word: i for i, word in enumerate(VOCAB)}
 # Template table: word ids, slot k as -(k + 1), padded with 0.
-_TABLE = np.array([[_INDEX[w] if w not in SLOTS else -1 - SLOTS.index(w) for w in t.split()]
-                   + [0] * (MAX_LEN - len(t.split())) for t in TEMPLATES], np.int32)
+_TABLE = np.array(
+    [
+        [_INDEX[w] if w not in SLOTS else -1 - SLOTS.index(w) for w in t.split()] + [0] * (MAX_LEN - len(t.split()))
+        for t in TEMPLATES
+    ],
+    np.int32,
+)
 _IN_PALETTE = np.array([[name in p for name in COLOR_NAMES] for p in PALETTES])
 
 
@@ -76,12 +90,19 @@ def color_name(hue: jax.Array, palette: jax.Array) -> jax.Array:
 
 def tokens(factors: Factors) -> jax.Array:
     """(n, MAX_LEN) int32 token ids into VOCAB of each sample's sentence, 0-padded."""
+
     def ids(words, values):
         return jnp.asarray([_INDEX[w] for w in words], jnp.int32)[values]
 
-    fills = jnp.stack([ids(SHAPES, factors.shape),
-                       ids(COLOR_NAMES, color_name(factors.hue, factors.palette)),
-                       ids(X_POSITIONS, factors.x), ids(Y_POSITIONS, factors.y)], axis=1)
+    fills = jnp.stack(
+        [
+            ids(SHAPES, factors.shape),
+            ids(COLOR_NAMES, color_name(factors.hue, factors.palette)),
+            ids(X_POSITIONS, factors.x),
+            ids(Y_POSITIONS, factors.y),
+        ],
+        axis=1,
+    )
     table = jnp.asarray(_TABLE)[factors.phrasing]
     slot_values = jnp.take_along_axis(fills, jnp.maximum(-table - 1, 0), axis=1)
     return jnp.where(table < 0, slot_values, table)
@@ -114,6 +135,11 @@ def parse(sentence: str) -> dict[str, int]:
             continue
         if all(p == w or (p in lists and w in lists[p]) for p, w in zip(pattern, words)):
             slots = {p: lists[p].index(w) for p, w in zip(pattern, words) if p in lists}
-            return {"shape": slots["{shape}"], "x": slots["{x}"], "y": slots["{y}"],
-                    "color_name": slots["{color}"], "phrasing": phrasing}
+            return {
+                "shape": slots["{shape}"],
+                "x": slots["{x}"],
+                "y": slots["{y}"],
+                "color_name": slots["{color}"],
+                "phrasing": phrasing,
+            }
     raise ValueError(f"not a generated sentence: {sentence!r}")

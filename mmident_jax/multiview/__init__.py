@@ -32,11 +32,16 @@ Example, Yao et al.'s four views at quick scale (shapes only: `eval_shape` trace
 
 import importlib
 
-_API = {**dict.fromkeys(("Group", "MultiviewConfig", "MultiviewError", "Preset", "Views",
-                         "from_two_view", "replace"), "structure"),
-        **dict.fromkeys(("contrastive_loss", "make_init", "make_step", "make_train", "sample"), "model"),
-        "evaluate": "evaluation", "study": "experiment", "run_experiment": "experiment",
-        **dict.fromkeys(("add_parser", "run"), "command")}
+_API = {
+    **dict.fromkeys(
+        ("Group", "MultiviewConfig", "MultiviewError", "Preset", "Views", "from_two_view", "replace"), "structure"
+    ),
+    **dict.fromkeys(("contrastive_loss", "make_init", "make_step", "make_train", "sample"), "model"),
+    "evaluate": "evaluation",
+    "study": "experiment",
+    "run_experiment": "experiment",
+    **dict.fromkeys(("add_parser", "run"), "command"),
+}
 
 __all__ = sorted(_API)
 

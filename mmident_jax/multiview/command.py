@@ -31,38 +31,61 @@ from mmident_jax import presets
 from mmident_jax.multiview import structure
 from mmident_jax.multiview.structure import MultiviewError, Preset
 
-presets.register("multiview", "multiview", Preset(structure.MULTIVIEW, protocol="yao", **structure.YAO_EVALUATION),
-                 "Yao et al.'s numerical experiment: 6 latents, 4 views, every subset of >= 2 views, their "
-                 "joint loss and evaluation, 100,000 steps")
-presets.register("multiview-dependent", "multiview",
-                 Preset(structure.MULTIVIEW_DEPENDENT, protocol="yao", **structure.YAO_EVALUATION),
-                 "the same with Wishart-dependent latents")
-presets.register("multiview-quick", "multiview", Preset(structure.MULTIVIEW_QUICK, eval_batch_size=1024),
-                 "Yao et al.'s structure at quick scale, pairwise InfoNCE, held-out evaluation: 3 seeds "
-                 "in minutes on a CPU")
-presets.register("multiview-yao-quick", "multiview",
-                 Preset(structure.MULTIVIEW_YAO_QUICK, protocol="yao", **structure.YAO_EVALUATION),
-                 "the same scale with Yao et al.'s joint loss and evaluation protocol")
+presets.register(
+    "multiview",
+    "multiview",
+    Preset(structure.MULTIVIEW, protocol="yao", **structure.YAO_EVALUATION),
+    "Yao et al.'s numerical experiment: 6 latents, 4 views, every subset of >= 2 views, their "
+    "joint loss and evaluation, 100,000 steps",
+)
+presets.register(
+    "multiview-dependent",
+    "multiview",
+    Preset(structure.MULTIVIEW_DEPENDENT, protocol="yao", **structure.YAO_EVALUATION),
+    "the same with Wishart-dependent latents",
+)
+presets.register(
+    "multiview-quick",
+    "multiview",
+    Preset(structure.MULTIVIEW_QUICK, eval_batch_size=1024),
+    "Yao et al.'s structure at quick scale, pairwise InfoNCE, held-out evaluation: 3 seeds in minutes on a CPU",
+)
+presets.register(
+    "multiview-yao-quick",
+    "multiview",
+    Preset(structure.MULTIVIEW_YAO_QUICK, protocol="yao", **structure.YAO_EVALUATION),
+    "the same scale with Yao et al.'s joint loss and evaluation protocol",
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `multiview train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
-    parser = subparsers.add_parser("multiview", help="Yao et al.'s multi-view experiment: K views of "
-                                                     "partly shared latents")
+    parser = subparsers.add_parser(
+        "multiview", help="Yao et al.'s multi-view experiment: K views of partly shared latents"
+    )
     sub = parser.add_subparsers(dest="multiview_command", required=True)
-    for command, text in (("train", "train every seed of a preset (resumes from --out)"),
-                          ("sweep", "train (or resume) every seed, probe every subset and view; "
-                                    "results.csv/.md/.png, loss.png")):
+    for command, text in (
+        ("train", "train every seed of a preset (resumes from --out)"),
+        ("sweep", "train (or resume) every seed, probe every subset and view; results.csv/.md/.png, loss.png"),
+    ):
         p = sub.add_parser(command, help=text)
         p.add_argument("--out", required=True, help="directory for the checkpoint, curves and results")
-        p.add_argument("--preset", required=True, choices=presets.names("multiview"), metavar="NAME",
-                       help="; ".join(f"{n}: {presets.REGISTRY['multiview', n].about}" for n in presets.names("multiview")))
+        p.add_argument(
+            "--preset",
+            required=True,
+            choices=presets.names("multiview"),
+            metavar="NAME",
+            help="; ".join(f"{n}: {presets.REGISTRY['multiview', n].about}" for n in presets.names("multiview")),
+        )
         p.add_argument("--seeds", type=int, help="seeds 0..N-1, vmapped in one program (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override the preset's training steps")
-        p.add_argument("--protocol", choices=("yao", "heldout"),
-                       help="evaluation: yao = Yao et al.'s (10 batches of 4096, each split 75/25, linear and "
-                            "MLP probes); heldout = separate validation and test sets, linear and kernel "
-                            "probes (default: the preset's)")
+        p.add_argument(
+            "--protocol",
+            choices=("yao", "heldout"),
+            help="evaluation: yao = Yao et al.'s (10 batches of 4096, each split 75/25, linear and "
+            "MLP probes); heldout = separate validation and test sets, linear and kernel "
+            "probes (default: the preset's)",
+        )
         p.add_argument("--no-progress", action="store_true", help="no progress display")
     return parser
 
@@ -73,8 +96,9 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise MultiviewError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-    return presets.get("multiview", args.preset).with_overrides(seeds=args.seeds, train_steps=args.train_steps,
-                                                                protocol=getattr(args, "protocol", None))
+    return presets.get("multiview", args.preset).with_overrides(
+        seeds=args.seeds, train_steps=args.train_steps, protocol=getattr(args, "protocol", None)
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -85,26 +109,31 @@ def run(args: argparse.Namespace) -> None:
 
     preset = preset_from_args(args)
     out = Path(args.out)
-    rundir.prepare_out(out, sweep.identity(args.preset, study(preset), preset.seeds, experiment="multiview",
-                                          train_steps=args.train_steps))  # the protocol: groupN.json
-    rows = run_experiment(args.preset, preset, out, evaluate_runs=args.multiview_command == "sweep",
-                          progress=not args.no_progress)
+    rundir.prepare_out(
+        out,
+        sweep.identity(args.preset, study(preset), preset.seeds, experiment="multiview", train_steps=args.train_steps),
+    )  # the protocol: groupN.json
+    rows = run_experiment(
+        args.preset, preset, out, evaluate_runs=args.multiview_command == "sweep", progress=not args.no_progress
+    )
     if rows:
         print((out / "results.md").read_text())
     diverged = sweep.diverged_runs(rows, ())
     if diverged:
-        raise TrainingDiverged(f"{len(diverged)} seed(s) diverged and were left out of the tables: "
-                               + "; ".join(diverged))
+        raise TrainingDiverged(
+            f"{len(diverged)} seed(s) diverged and were left out of the tables: " + "; ".join(diverged)
+        )
 
 
 def report(out, identity: dict) -> list[str]:
     """Rewrite a finished multi-view sweep's tables and figures in `out` from its stored rows."""
+    import json
+
     from mmident_jax import sweep
     from mmident_jax.multiview.experiment import study, write_results
 
-    import json
-
     evaluated = json.loads((Path(out) / "group0.json").read_text()).get("evaluation", {})
     preset = presets.get("multiview", identity["preset"]).with_overrides(
-        seeds=identity["seeds"], train_steps=identity.get("train_steps"), protocol=evaluated.get("protocol"))
+        seeds=identity["seeds"], train_steps=identity.get("train_steps"), protocol=evaluated.get("protocol")
+    )
     return write_results(out, identity["preset"], sweep.stored_rows(out, study(preset)), preset)

@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmident_jax import core, probes as P
+from mmident_jax import core
+from mmident_jax import probes as P
 from mmident_jax.config import Hyper, hyper
 from mmident_jax.multiview.model import Sample, TrainState, codes, content_parts, contrastive_loss, sample
 from mmident_jax.multiview.structure import MultiviewConfig
@@ -41,8 +42,18 @@ PROTOCOLS = ("heldout", "yao")
 PROBES = ("linear", "kernel", "mlp")  # "mlp": scikit-learn's MLPRegressor(max_iter=5000), Yao et al.'s probe
 MLP_MAX_ITER = 5000
 TEST_FRACTION = 0.25  # the "yao" protocol's split, scikit-learn's train_test_split default
-COLUMNS = ("subset", "view", "latent", "content", "coords", "r2_linear", "r2_nonlinear", "r2_linear_std",
-           "r2_nonlinear_std", "val_loss")
+COLUMNS = (
+    "subset",
+    "view",
+    "latent",
+    "content",
+    "coords",
+    "r2_linear",
+    "r2_nonlinear",
+    "r2_linear_std",
+    "r2_nonlinear_std",
+    "val_loss",
+)
 
 
 def targets(batch: Sample) -> jax.Array:
@@ -50,8 +61,7 @@ def targets(batch: Sample) -> jax.Array:
     return jnp.concatenate([batch.z, batch.tilde.reshape(batch.tilde.shape[0], -1)], axis=1)
 
 
-def eval_data(state: TrainState, cfg: MultiviewConfig, hp: Hyper, split: int, num_batches: int,
-              batch_size: int):
+def eval_data(state: TrainState, cfg: MultiviewConfig, hp: Hyper, split: int, num_batches: int, batch_size: int):
     """Per batch of `num_batches` fresh ones: codes (one array per view), latents (`targets`),
     per-group loss and content coordinates (per group, per view), each with a leading batch axis.
 
@@ -66,8 +76,10 @@ def eval_data(state: TrainState, cfg: MultiviewConfig, hp: Hyper, split: int, nu
         positives = draw(k_pos)
         _, terms = contrastive_loss(state.params, cfg, hp, state.truth, positives, draw(k_neg), k_select)
         hs = codes(state.params, cfg, state.truth, positives)
-        coords = [[jnp.asarray(c, jnp.int32) for c in content_parts(cfg, g, hs, batch_size, k_select)[1]]
-                  for g in range(len(cfg.views.plan))]
+        coords = [
+            [jnp.asarray(c, jnp.int32) for c in content_parts(cfg, g, hs, batch_size, k_select)[1]]
+            for g in range(len(cfg.views.plan))
+        ]
         return hs, targets(positives), terms, coords
 
     return jax.lax.map(batch, jnp.arange(num_batches))
@@ -91,17 +103,20 @@ def _probe(probes, x_fit, y_fit, x_score, y_score, key) -> dict[str, list[float]
     stacked, n = x_fit.ndim == 3, y_fit.shape[-1]
     nan = [[math.nan] * n for _ in range(len(x_fit))] if stacked else [math.nan] * n
     got = {"r2_linear": nan, "r2_nonlinear": nan}
-    each = (lambda f: [f(*a) for a in zip(x_fit, y_fit, x_score, y_score)]) if stacked else (
-        lambda f: f(x_fit, y_fit, x_score, y_score))
-    columns = lambda y: [y[:, i:i + 1] for i in range(n)]
+    each = (
+        (lambda f: [f(*a) for a in zip(x_fit, y_fit, x_score, y_score)])
+        if stacked
+        else (lambda f: f(x_fit, y_fit, x_score, y_score))
+    )
+    columns = lambda y: [y[:, i : i + 1] for i in range(n)]
     if "linear" in probes:
         got["r2_linear"] = each(lambda a, b, c, d: P.linear_r2_blocks(a, columns(b), c, columns(d)))
     if "kernel" in probes:
-        got["r2_nonlinear"] = each(lambda a, b, c, d: [r for r, _ in P.kernel_ridge_r2_blocks(
-            a, columns(b), c, columns(d))])
+        got["r2_nonlinear"] = each(
+            lambda a, b, c, d: [r for r, _ in P.kernel_ridge_r2_blocks(a, columns(b), c, columns(d))]
+        )
     if "mlp" in probes:
-        got["r2_nonlinear"] = P.mlp_regressor_r2_columns(x_fit, y_fit, x_score, y_score, key=key,
-                                                          max_iter=MLP_MAX_ITER)
+        got["r2_nonlinear"] = P.mlp_regressor_r2_columns(x_fit, y_fit, x_score, y_score, key=key, max_iter=MLP_MAX_ITER)
     return got
 
 
@@ -109,7 +124,8 @@ def _heldout(state, cfg, hp, probes, num_batches, batch_size, progress):
     """{(group, view): (R² lists, coordinates)} and the per-group validation loss, "heldout"."""
     flat = lambda x: np.asarray(x).reshape(-1, x.shape[-1])
     (h_val, y_val, val_loss, coords), (h_test, y_test, _, _) = (
-        _eval_data(state, cfg, hp, s, num_batches, batch_size) for s in (0, 1))
+        _eval_data(state, cfg, hp, s, num_batches, batch_size) for s in (0, 1)
+    )
     y_val, y_test = flat(y_val), flat(y_test)
     cache, out = {}, {}
     for g, group in enumerate(cfg.views.plan):
@@ -119,8 +135,9 @@ def _heldout(state, cfg, hp, probes, num_batches, batch_size, progress):
                 if progress:
                     progress(f"view {k}, coordinates {list(picked)}: {', '.join(probes)} probes")
                 mean, std = P.standardize_fit(flat(h_val[k]))
-                x_val, x_test = (np.asarray(P.standardize_apply(flat(h[k]), mean, std))[:, list(picked)]
-                                 for h in (h_val, h_test))
+                x_val, x_test = (
+                    np.asarray(P.standardize_apply(flat(h[k]), mean, std))[:, list(picked)] for h in (h_val, h_test)
+                )
                 key = jax.random.fold_in(core.stream(state.key, "probes"), len(cache))
                 cache[k, picked] = _probe(probes, x_val, y_val, x_test, y_test, key)
             got = cache[k, picked]
@@ -134,8 +151,9 @@ def _yao(state, cfg, hp, probes, num_batches, batch_size, progress):
     ys = np.asarray(ys)
     n_test = math.ceil(TEST_FRACTION * batch_size)
     split_key = jax.random.fold_in(core.stream(state.key, "probes"), 0)
-    orders = [np.asarray(jax.random.permutation(jax.random.fold_in(split_key, i), batch_size))
-              for i in range(num_batches)]
+    orders = [
+        np.asarray(jax.random.permutation(jax.random.fold_in(split_key, i), batch_size)) for i in range(num_batches)
+    ]
     fit, score = (np.stack(o) for o in zip(*((o[n_test:], o[:n_test]) for o in orders)))
     rows = lambda a, idx: np.take_along_axis(a, idx[..., None], axis=1)
     out = {}
@@ -155,8 +173,16 @@ def _yao(state, cfg, hp, probes, num_batches, batch_size, progress):
     return out, np.asarray(terms).mean(axis=0)
 
 
-def evaluate(state: TrainState, cfg: MultiviewConfig, *, protocol: str = "heldout", probes=("linear", "kernel"),
-             num_batches: int = 1, batch_size: int = 4096, progress=None) -> list[dict]:
+def evaluate(
+    state: TrainState,
+    cfg: MultiviewConfig,
+    *,
+    protocol: str = "heldout",
+    probes=("linear", "kernel"),
+    num_batches: int = 1,
+    batch_size: int = 4096,
+    progress=None,
+) -> list[dict]:
     """One row per group x view x latent: subset ("0,1"), view, latent, content (latent in C_V),
     coords (the code coordinates probed), r2_linear, r2_nonlinear (kernel ridge or the MLP; NaN
     when not asked for), under "yao" their std over the batches (r2_linear_std, r2_nonlinear_std),
@@ -172,16 +198,22 @@ def evaluate(state: TrainState, cfg: MultiviewConfig, *, protocol: str = "heldou
     if {"kernel", "mlp"} <= set(probes):
         raise ValueError("choose one nonlinear probe: kernel or mlp")
     views, hp = cfg.views, hyper(cfg)
-    scores, loss = (_yao if protocol == "yao" else _heldout)(state, cfg, hp, probes, num_batches, batch_size,
-                                                             progress)
+    scores, loss = (_yao if protocol == "yao" else _heldout)(state, cfg, hp, probes, num_batches, batch_size, progress)
     rows = []
     for g, group in enumerate(views.plan):
         for k in group.views:
             got, described = scores[g, k]
-            rows.extend({"subset": ",".join(map(str, group.views)), "view": k, "latent": name,
-                         "content": i in group.content if i < views.n_latent else False, "coords": described,
-                         **{m: float(got[m][0][i]) for m in ("r2_linear", "r2_nonlinear")},
-                         **{f"{m}_std": float(got[m][1][i]) for m in ("r2_linear", "r2_nonlinear")
-                            if got[m][1] is not None},
-                         "val_loss": float(loss[g])} for i, name in enumerate(views.latent_names))
+            rows.extend(
+                {
+                    "subset": ",".join(map(str, group.views)),
+                    "view": k,
+                    "latent": name,
+                    "content": i in group.content if i < views.n_latent else False,
+                    "coords": described,
+                    **{m: float(got[m][0][i]) for m in ("r2_linear", "r2_nonlinear")},
+                    **{f"{m}_std": float(got[m][1][i]) for m in ("r2_linear", "r2_nonlinear") if got[m][1] is not None},
+                    "val_loss": float(loss[g]),
+                }
+                for i, name in enumerate(views.latent_names)
+            )
     return rows

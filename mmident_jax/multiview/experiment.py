@@ -30,6 +30,7 @@ from mmident_jax.multiview import tables
 from mmident_jax.multiview.evaluation import evaluate
 from mmident_jax.multiview.model import experiment, loss_floor, loss_terms
 from mmident_jax.multiview.structure import MultiviewConfig, Preset
+from mmident_jax.report import count
 
 CURVE = "group0.curve.json"
 
@@ -44,19 +45,32 @@ def study(preset: Preset) -> sweep.Study:
     runs = [sweep.Run(preset.cfg, preset.cfg.seed + i, ()) for i in range(preset.seeds)]
 
     def evaluate_run(state, run: sweep.Run) -> list[dict]:
-        return evaluate(state, run.cfg, protocol=preset.protocol, probes=preset.probes,
-                        num_batches=preset.eval_batches, batch_size=preset.eval_batch_size)
+        return evaluate(
+            state,
+            run.cfg,
+            protocol=preset.protocol,
+            probes=preset.probes,
+            num_batches=preset.eval_batches,
+            batch_size=preset.eval_batch_size,
+        )
 
-    evaluation = {"protocol": preset.protocol, "probes": list(preset.probes), "eval_batches": preset.eval_batches,
-                  "eval_batch_size": preset.eval_batch_size}
+    evaluation = {
+        "protocol": preset.protocol,
+        "probes": list(preset.probes),
+        "eval_batches": preset.eval_batches,
+        "eval_batch_size": preset.eval_batch_size,
+    }
     return sweep.Study(runs, experiment, lambda run: hyper(run.cfg), program_key, evaluate_run, evaluation)
 
 
 def loss_curve(out: Path, cfg: MultiviewConfig) -> dict:
     """The training curve for `tables.save_loss_curves`: seeds, groups, per chunk each seed's losses per group."""
     stored = sweep.read_curve(out / CURVE)
-    return {"seeds": [r["seed"] for r in stored["runs"]], "groups": [list(g.views) for g in cfg.views.plan],
-            "points": stored["points"]}
+    return {
+        "seeds": [r["seed"] for r in stored["runs"]],
+        "groups": [list(g.views) for g in cfg.views.plan],
+        "points": stored["points"],
+    }
 
 
 def nonlinear_probe(preset: Preset) -> str:
@@ -65,14 +79,19 @@ def nonlinear_probe(preset: Preset) -> str:
 
 
 def about(preset: Preset) -> str:
-    """How a results table was made: steps, seeds, objective, evaluation protocol and sizes."""
+    """How a results table was made: seeds, steps, batch, objective, selection, evaluation protocol,
+    sizes and probes."""
     cfg = preset.cfg
-    how = (f"{preset.eval_batches} batch(es) of {preset.eval_batch_size}, each split 75/25 (fit / score), R² "
-           "averaged over the batches" if preset.protocol == "yao" else
-           f"{preset.eval_batches * preset.eval_batch_size} validation and as many test samples")
-    return (f"{preset.seeds} seed(s) × {cfg.train_steps:,} steps at batch {cfg.batch_size}, objective "
-            f"{cfg.objective!r}, selection {cfg.views.selection!r}; evaluation: protocol {preset.protocol!r}, "
-            f"{how}; probes {', '.join(preset.probes)}.")
+    how = (
+        f"{count(preset.eval_batches, 'batch')} of {preset.eval_batch_size}, each split 75/25"
+        if preset.protocol == "yao"
+        else f"{preset.eval_batches * preset.eval_batch_size} validation and as many test samples"
+    )
+    return (
+        f"Settings: seeds {preset.seeds}; steps {cfg.train_steps:,}; batch {cfg.batch_size}; objective "
+        f"{cfg.objective}; selection {cfg.views.selection}; evaluation {preset.protocol} ({how}); probes "
+        f"{', '.join(preset.probes)}."
+    )
 
 
 def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> list[str]:
@@ -81,31 +100,44 @@ def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> lis
     cfg, healthy = preset.cfg, [r for r in rows if "diverged_at" not in r]
     diverged = sweep.diverged_runs(rows, ())
     rundir.write_atomic(out / "results.csv", tables.to_csv(rows).encode())
-    markdown = tables.to_markdown(name, healthy, preset.seeds - len(diverged), nonlinear=nonlinear_probe(preset),
-                                  about=about(preset))
-    rundir.write_atomic(out / "results.md", (markdown + (
-        "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else "")).encode())
+    markdown = tables.to_markdown(
+        name, healthy, preset.seeds - len(diverged), nonlinear=nonlinear_probe(preset), about=about(preset)
+    )
+    rundir.write_atomic(
+        out / "results.md",
+        (
+            markdown + ("\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else "")
+        ).encode(),
+    )
     skipped = [] if tables.save_heatmap(out / "results.png", name, healthy) else [f"results.png ({report.MISSING})"]
     if not tables.save_loss_curves(out / "loss.png", name, loss_curve(out, cfg), (loss_floor(cfg), loss_terms(cfg))):
         skipped.append(f"loss.png ({report.MISSING})")
     return skipped
 
 
-def run_experiment(name: str, preset: Preset, out: Path, *, evaluate_runs: bool = True,
-                   progress: bool = True, print_fn=print) -> list[dict]:
+def run_experiment(
+    name: str, preset: Preset, out: Path, *, evaluate_runs: bool = True, progress: bool = True, print_fn=print
+) -> list[dict]:
     """Train every seed of `preset` in `out` (resuming), then evaluate them (unless
     `evaluate_runs` is False) and write the tables and figures. Returns the result rows.
 
     Seeds already evaluated as today are neither trained nor probed again (`sweep.sweep`).
     """
     t0 = time.perf_counter()
-    rows = sweep.sweep(study(preset), out, train_only=not evaluate_runs, progress=progress,
-                       say=lambda line: print_fn(line, file=sys.stderr))
+    rows = sweep.sweep(
+        study(preset),
+        out,
+        train_only=not evaluate_runs,
+        progress=progress,
+        say=lambda line: print_fn(line, file=sys.stderr),
+    )
     curve = loss_curve(out, preset.cfg)
     final = np.nanmean(curve["points"][-1][1], axis=0)
-    print_fn(f"{len(curve['seeds'])} seed(s) at step {curve['points'][-1][0]} in {time.perf_counter() - t0:.0f} s; "
-             "final loss per group (mean over seeds): "
-             + ", ".join(f"{{{','.join(map(str, g))}}} {x:.3f}" for g, x in zip(curve["groups"], final)))
+    print_fn(
+        f"{len(curve['seeds'])} seed(s) at step {curve['points'][-1][0]} in {time.perf_counter() - t0:.0f} s; "
+        "final loss per group (mean over seeds): "
+        + ", ".join(f"{{{','.join(map(str, g))}}} {x:.3f}" for g, x in zip(curve["groups"], final))
+    )
     if not evaluate_runs:
         tables.save_loss_curves(out / "loss.png", name, curve, (loss_floor(preset.cfg), loss_terms(preset.cfg)))
         return []

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from mmident_jax import core, encoders, latents, losses, mixing, optim
 from mmident_jax.config import Hyper, hyper
 from mmident_jax.core import TrainState
@@ -71,8 +73,10 @@ def _runs(columns) -> list[tuple[int, int, int]]:
 def _gather(sources, columns) -> jax.Array:
     """Columns (source index, column) of `sources` (arrays of equal rows), as slices and one
     concatenation: exact copies, and (unlike a gather) the layout XLA's CPU matmuls take as is."""
-    pieces = [sources[src][..., start:stop] if (start, stop) != (0, sources[src].shape[-1]) else sources[src]
-              for src, start, stop in _runs(columns)]
+    pieces = [
+        sources[src][..., start:stop] if (start, stop) != (0, sources[src].shape[-1]) else sources[src]
+        for src, start, stop in _runs(columns)
+    ]
     if not pieces:
         return sources[0][..., :0]
     return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=-1)
@@ -94,8 +98,9 @@ def init_latents(key: jax.Array, cfg: MultiviewConfig) -> LatentParams:
         if not dep:
             factors.append(jnp.eye(len(dims)))
             continue
-        draw = latents.wishart_factor(jax.random.fold_in(key, len(dep) if cfg.wishart == "shared" else 100 + i),
-                                      len(dep))
+        draw = latents.wishart_factor(
+            jax.random.fold_in(key, len(dep) if cfg.wishart == "shared" else 100 + i), len(dep)
+        )
         factors.append(draw if len(dep) == len(dims) else jnp.eye(len(dims)).at[np.ix_(dep, dep)].set(draw))
     n_p, n_par = len(views.perturbed), len(views.causal_parents)
     if n_par:
@@ -115,7 +120,7 @@ def sample(key: jax.Array, params: LatentParams, cfg: MultiviewConfig, hp: Hyper
     views = cfg.views
     K, n_p = views.k, len(views.perturbed)
     keys = jax.random.split(key, K + 4)
-    k_shared, k_perturbed, k_private, k_mask, k_eps = keys[0], keys[1], keys[2:2 + K], keys[K + 2], keys[K + 3]
+    k_shared, k_perturbed, k_private, k_mask, k_eps = keys[0], keys[1], keys[2 : 2 + K], keys[K + 2], keys[K + 3]
     f_shared, f_perturbed, f_change, *f_private = params.factors
 
     def scale(latents, value):
@@ -142,23 +147,31 @@ def sample(key: jax.Array, params: LatentParams, cfg: MultiviewConfig, hp: Hyper
 def view_latents(views: Views, batch: Sample, k: int) -> jax.Array:
     """z[S_k] as view k sees it (its perturbed copy of the perturbed latents for k >= 1)."""
     perturbed = set(views.perturbed) if k >= 1 else set()
-    return _gather([batch.z, batch.tilde[:, k - 1] if perturbed else batch.z],
-                   [(1, views.perturbed.index(i)) if i in perturbed else (0, i) for i in views.subsets[k]])
+    return _gather(
+        [batch.z, batch.tilde[:, k - 1] if perturbed else batch.z],
+        [(1, views.perturbed.index(i)) if i in perturbed else (0, i) for i in views.subsets[k]],
+    )
 
 
 def init_truth(key: jax.Array, cfg: MultiviewConfig) -> Truth:
     """The ground truth of the run with root key `key`: latent parameters and K mixers."""
     k_latents, *k_mixers = jax.random.split(core.stream(key, "truth"), cfg.views.k + 1)
-    mixers = tuple(mixing.init(k, len(s), cfg.n_mixing_layer, method=cfg.mixing_init, pool=cfg.cond_pool,
-                               ratio=cfg.cond_thresh_ratio) for k, s in zip(k_mixers, cfg.views.subsets))
+    mixers = tuple(
+        mixing.init(
+            k, len(s), cfg.n_mixing_layer, method=cfg.mixing_init, pool=cfg.cond_pool, ratio=cfg.cond_thresh_ratio
+        )
+        for k, s in zip(k_mixers, cfg.views.subsets)
+    )
     return Truth(init_latents(k_latents, cfg), mixers)
 
 
 def init_params(key: jax.Array, cfg: MultiviewConfig) -> tuple:
     """Encoder parameters, one tree per view; view k's from fold_in(encoder stream, k)."""
     key = core.stream(key, "encoder")
-    return tuple(encoders.module(cfg.encoder_config(k)).init(jax.random.fold_in(key, k), jnp.zeros((1, len(s))))
-                 for k, s in enumerate(cfg.views.subsets))
+    return tuple(
+        encoders.module(cfg.encoder_config(k)).init(jax.random.fold_in(key, k), jnp.zeros((1, len(s))))
+        for k, s in enumerate(cfg.views.subsets)
+    )
 
 
 def observations(cfg: MultiviewConfig, truth: Truth, batch: Sample) -> tuple[jax.Array, ...]:
@@ -169,8 +182,10 @@ def observations(cfg: MultiviewConfig, truth: Truth, batch: Sample) -> tuple[jax
 
 def codes(params, cfg: MultiviewConfig, truth: Truth, batch: Sample) -> tuple[jax.Array, ...]:
     """Every view's code g_k(x_k), shape (n, code size of view k)."""
-    return tuple(encoders.encode({"g1": p}, cfg.encoder_config(k), 1, x)
-                 for k, (p, x) in enumerate(zip(params, observations(cfg, truth, batch))))
+    return tuple(
+        encoders.encode({"g1": p}, cfg.encoder_config(k), 1, x)
+        for k, (p, x) in enumerate(zip(params, observations(cfg, truth, batch)))
+    )
 
 
 def joint_infonce(parts: list[jax.Array], parts_neg: list[jax.Array], temperature) -> jax.Array:
@@ -202,8 +217,9 @@ def topk_gumbel(key: jax.Array, logits: jax.Array, k: int, temperature: float = 
     return jnp.sort(jax.lax.top_k(khot, k)[1])
 
 
-def content_parts(cfg: MultiviewConfig, group_index: int, hs, n_positive: int,
-                  key: jax.Array) -> tuple[list[jax.Array], list]:
+def content_parts(
+    cfg: MultiviewConfig, group_index: int, hs, n_positive: int, key: jax.Array
+) -> tuple[list[jax.Array], list]:
     """Each view's content block for group `cfg.views.plan[group_index]` (all rows of `hs`), and
     its coordinates: the plan's, or under "gumbel_softmax" Yao et al.'s `topk_gumbel` of the
     view's mean code over the first `n_positive` rows, with key fold_in(fold_in(key, group),
@@ -212,8 +228,10 @@ def content_parts(cfg: MultiviewConfig, group_index: int, hs, n_positive: int,
     if group.coords is not None:
         return [_take(hs[k], c) for k, c in zip(group.views, group.coords)], list(group.coords)
     key = jax.random.fold_in(key, group_index)
-    coords = [topk_gumbel(jax.random.fold_in(key, k), hs[k][:n_positive].mean(axis=0), len(group.content))
-              for k in group.views]
+    coords = [
+        topk_gumbel(jax.random.fold_in(key, k), hs[k][:n_positive].mean(axis=0), len(group.content))
+        for k in group.views
+    ]
     return [jnp.take(hs[k], c, axis=-1) for k, c in zip(group.views, coords)], coords
 
 
@@ -223,13 +241,16 @@ def group_losses(cfg: MultiviewConfig, hp: Hyper, hs, n_positive: int, key: jax.
     pairs of views of the group, "joint" is `joint_infonce`. `key` draws a Gumbel selection
     (`content_parts`)."""
     b, out = n_positive, []
-    for g, group in enumerate(cfg.views.plan):
+    for g in range(len(cfg.views.plan)):
         parts, _ = content_parts(cfg, g, hs, b, key)
         if cfg.objective == "joint":
             out.append(joint_infonce([p[:b] for p in parts], [p[b:] for p in parts], hp.temperature))
             continue
-        pairs = [losses.infonce(parts[i][:b], parts[j][:b], parts[i][b:], parts[j][b:], hp.temperature)
-                 for i in range(len(parts)) for j in range(i + 1, len(parts))]
+        pairs = [
+            losses.infonce(parts[i][:b], parts[j][:b], parts[i][b:], parts[j][b:], hp.temperature)
+            for i in range(len(parts))
+            for j in range(i + 1, len(parts))
+        ]
         out.append(functools.reduce(operator.add, pairs))
     return out
 
@@ -245,8 +266,9 @@ def loss_floor(cfg: MultiviewConfig) -> float:
     return -float(np.log(cfg.batch_size + 1))
 
 
-def contrastive_loss(params, cfg: MultiviewConfig, hp: Hyper, truth: Truth, positives: Sample,
-                     negatives: Sample, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+def contrastive_loss(
+    params, cfg: MultiviewConfig, hp: Hyper, truth: Truth, positives: Sample, negatives: Sample, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """(sum over groups, per-group losses) on a positive and an independent negative batch;
     `key` draws the content selection under "gumbel_softmax" (unused otherwise)."""
     both = jax.tree.map(lambda p, n: jnp.concatenate([p, n]), positives, negatives)
@@ -267,8 +289,9 @@ def make_init(cfg: MultiviewConfig) -> Callable[[jax.Array, Hyper], TrainState]:
 
     def init(key, hp):
         params = init_params(key, cfg)
-        return TrainState(jnp.zeros((), jnp.int32), params, optim.optimizer(cfg, hp.lr).init(params),
-                          init_truth(key, cfg), key)
+        return TrainState(
+            jnp.zeros((), jnp.int32), params, optim.optimizer(cfg, hp.lr).init(params), init_truth(key, cfg), key
+        )
 
     return init
 

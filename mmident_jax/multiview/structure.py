@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mmident_jax.config import Config, ConfigError, Encoders, Latents, Mixing, Optimisation, validate_parts
+from mmident_jax.config import Config, ConfigError, Encoders, Latents, Mixing, Optimisation, setting, validate_parts
 
 SELECTIONS = ("ground_truth", "concat", "gumbel_softmax")
 OBJECTIVES = ("pairs", "joint")
@@ -129,8 +129,9 @@ class Views:
 
     def default_groups(self) -> tuple[tuple[int, ...], ...]:
         """Every V with |V| >= 2 and non-empty C_V, by size then lexicographically (Yao et al.'s order)."""
-        return tuple(v for r in range(2, self.k + 1) for v in itertools.combinations(range(self.k), r)
-                     if self.content(v))
+        return tuple(
+            v for r in range(2, self.k + 1) for v in itertools.combinations(range(self.k), r) if self.content(v)
+        )
 
     @property
     def plan(self) -> tuple[Group, ...]:
@@ -141,14 +142,18 @@ class Views:
             return tuple(Group(v, self.content(v), tuple(_ints(b) for _ in v)) for v, b in zip(groups, blocks))
         if self.selection == "gumbel_softmax":
             return tuple(Group(v, self.content(v), None) for v in groups)
-        return tuple(Group(v, self.content(v), tuple(tuple(self.subsets[k].index(i) for i in self.content(v))
-                                                     for k in v)) for v in groups)
+        return tuple(
+            Group(v, self.content(v), tuple(tuple(self.subsets[k].index(i) for i in self.content(v)) for k in v))
+            for v in groups
+        )
 
     @property
     def latent_names(self) -> tuple[str, ...]:
         """Names of the evaluated latents: z0 .. z{d-1}, then zi~k, latent i as view k >= 1 sees it."""
-        return (*(f"z{i}" for i in range(self.n_latent)),
-                *(f"z{i}~{k}" for k in range(1, self.k) for i in self.perturbed))
+        return (
+            *(f"z{i}" for i in range(self.n_latent)),
+            *(f"z{i}~{k}" for k in range(1, self.k) for i in self.perturbed),
+        )
 
 
 def validate_views(v: Views) -> None:
@@ -171,8 +176,10 @@ def validate_views(v: Views) -> None:
     _check(not set(v.causal_parents) & set(v.perturbed), "causal_parents must not be perturbed latents")
     _check(not v.causal_parents or v.perturbed, "causal_parents need perturbed latents to act on")
     _check(v.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {v.selection!r}")
-    _check(not v.code_sizes or len(v.code_sizes) == K,
-           f"code_sizes needs one size per view ({K}), got {list(v.code_sizes)}")
+    _check(
+        not v.code_sizes or len(v.code_sizes) == K,
+        f"code_sizes needs one size per view ({K}), got {list(v.code_sizes)}",
+    )
     _check(all(c >= 1 for c in v.codes), f"code_sizes must be >= 1, got {list(v.codes)}")
     groups = v.groups if v.groups is not None else v.default_groups()
     _check(len(groups) >= 1, "no subset of views has shared unperturbed latents to contrast")
@@ -183,19 +190,26 @@ def validate_views(v: Views) -> None:
         _check(bool(v.content(g)), f"views {list(g)} share no unperturbed latent")
     if v.selection == "concat":
         _check(len(set(v.codes)) == 1, f"concat needs equal code sizes, got {list(v.codes)}")
-        _check(v.codes[0] >= len(groups), f"concat needs a code size >= the number of groups ({len(groups)}), "
-                                          f"got {v.codes[0]}")
+        _check(
+            v.codes[0] >= len(groups),
+            f"concat needs a code size >= the number of groups ({len(groups)}), got {v.codes[0]}",
+        )
     elif v.selection == "gumbel_softmax":
         for g in groups:
             small = [k for k in g if v.codes[k] < len(v.content(g))]
-            _check(not small, f"view {small[0] if small else ''}'s code has {v.codes[small[0]] if small else 0} "
-                              f"coordinates; group {list(g)} selects {len(v.content(g))}")
+            _check(
+                not small,
+                f"view {small[0] if small else ''}'s code has {v.codes[small[0]] if small else 0} "
+                f"coordinates; group {list(g)} selects {len(v.content(g))}",
+            )
     else:
         for g in groups:
             for k in g:
                 top = max(v.subsets[k].index(i) for i in v.content(g))
-                _check(top < v.codes[k], f"view {k}'s code has {v.codes[k]} coordinates; group {list(g)} needs "
-                                         f"coordinate {top}")
+                _check(
+                    top < v.codes[k],
+                    f"view {k}'s code has {v.codes[k]} coordinates; group {list(g)} needs coordinate {top}",
+                )
 
 
 @dataclass(frozen=True)
@@ -212,8 +226,11 @@ class MultiviewConfig(Optimisation, Encoders, Mixing, Latents):
     """
 
     views: Views
-    objective: str = "pairs"
-    temperature: float = 1.0
+    objective: str = setting(
+        "pairs",
+        "pairs (the two-view InfoNCE summed over each subset's pairs) or joint (Yao et al.'s one InfoNCE per subset)",
+    )
+    temperature: float = setting(1.0, "temperature tau")
     wishart: str = dataclasses.field(default="independent", kw_only=True)
     batch_size: int = dataclasses.field(default=4096, kw_only=True)
     grad_clip: float = dataclasses.field(default=0.0, kw_only=True)
@@ -233,8 +250,12 @@ class MultiviewConfig(Optimisation, Encoders, Mixing, Latents):
 
     def encoder_config(self, k: int) -> Config:
         """A two-view `Config` describing view k's encoder, for `encoders.module` / `encoders.encode`."""
-        return Config(encoder_widths=self.widths(k), encoding_size=self.views.codes[k], precision=self.precision,
-                      encoder_init=self.encoder_init)
+        return Config(
+            encoder_widths=self.widths(k),
+            encoding_size=self.views.codes[k],
+            precision=self.precision,
+            encoder_init=self.encoder_init,
+        )
 
 
 def validate(cfg: MultiviewConfig) -> None:
@@ -253,10 +274,16 @@ def two_view_structure(cfg: Config) -> Views:
     nc, ns, nm = cfg.content_n, cfg.style_n, cfg.modality_n
     c, s = tuple(range(nc)), tuple(range(nc, nc + ns))
     m1, m2 = tuple(range(nc + ns, nc + ns + nm)), tuple(range(nc + ns + nm, nc + ns + 2 * nm))
-    return Views(n_latent=nc + ns + 2 * nm, subsets=(c + s + m1, c + s + m2), perturbed=s,
-                 dependent=tuple(range(nc + ns + 2 * nm)) if cfg.statistical_dependence else (),
-                 causal_parents=c if cfg.content_dependent_style and ns else (), groups=((0, 1),),
-                 selection="concat", code_sizes=(cfg.encoding_size, cfg.encoding_size))
+    return Views(
+        n_latent=nc + ns + 2 * nm,
+        subsets=(c + s + m1, c + s + m2),
+        perturbed=s,
+        dependent=tuple(range(nc + ns + 2 * nm)) if cfg.statistical_dependence else (),
+        causal_parents=c if cfg.content_dependent_style and ns else (),
+        groups=((0, 1),),
+        selection="concat",
+        code_sizes=(cfg.encoding_size, cfg.encoding_size),
+    )
 
 
 def from_two_view(cfg: Config) -> MultiviewConfig:
@@ -299,7 +326,7 @@ class Preset:
     eval_batch_size: int = 4096
     probes: tuple[str, ...] = ("linear", "kernel")
 
-    def with_overrides(self, *, seeds=None, train_steps=None, protocol=None) -> "Preset":
+    def with_overrides(self, *, seeds=None, train_steps=None, protocol=None) -> Preset:
         cfg = self.cfg if train_steps is None else replace(self.cfg, train_steps=train_steps)
         if protocol is not None and protocol != self.protocol:  # each protocol with its own sizes and probe
             sizes = YAO_EVALUATION if protocol == "yao" else HELDOUT_EVALUATION
@@ -321,8 +348,17 @@ MULTIVIEW_DEPENDENT = replace(MULTIVIEW, views=replace(YAO_VIEWS, dependent=tupl
 # Small enough for a 2-core CPU: 3 seeds vmapped in one program within 20 minutes, evaluation
 # included. Smaller encoders and batch, warm-up then cosine decay from a higher peak lr, clipping at
 # 2.0 as the two-view `quick` preset (results/multiview-quick/README.md: how it was chosen).
-MULTIVIEW_QUICK = replace(MULTIVIEW, objective="pairs", encoder_widths=(64, 64, 64), batch_size=256, lr=3e-3,
-                          lr_schedule="warmup_cosine", warmup_steps=500, grad_clip=2.0, train_steps=5000,
-                          log_steps=250)
+MULTIVIEW_QUICK = replace(
+    MULTIVIEW,
+    objective="pairs",
+    encoder_widths=(64, 64, 64),
+    batch_size=256,
+    lr=3e-3,
+    lr_schedule="warmup_cosine",
+    warmup_steps=500,
+    grad_clip=2.0,
+    train_steps=5000,
+    log_steps=250,
+)
 # The same scale with Yao et al.'s objective (one joint InfoNCE per subset) and evaluation.
 MULTIVIEW_YAO_QUICK = replace(MULTIVIEW_QUICK, objective="joint")

@@ -19,8 +19,19 @@ import numpy as np
 
 from mmident_jax import report as common
 
-COLUMNS = ("seed", "subset", "view", "latent", "content", "coords", "r2_linear", "r2_nonlinear", "r2_linear_std",
-           "r2_nonlinear_std", "val_loss")
+COLUMNS = (
+    "seed",
+    "subset",
+    "view",
+    "latent",
+    "content",
+    "coords",
+    "r2_linear",
+    "r2_nonlinear",
+    "r2_linear_std",
+    "r2_nonlinear_std",
+    "val_loss",
+)
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -52,26 +63,49 @@ def summary(rows: list[dict], metric: str = "r2_nonlinear") -> list[dict]:
         viewed = _ordered(r["view"] for r in mine)
         c = [means[subset, k, z][0] for k in viewed for z in content]
         o = [means[subset, k, z][0] for k in viewed for z in other]
-        out.append({"subset": subset, "content": ",".join(content), "content_min": round(min(c), 6),
-                    "content_mean": round(float(np.mean(c)), 6), "other_max": round(max(o), 6) if o else math.nan})
+        out.append(
+            {
+                "subset": subset,
+                "content": ",".join(content),
+                "content_min": round(min(c), 6),
+                "content_mean": round(float(np.mean(c)), 6),
+                "other_max": round(max(o), 6) if o else math.nan,
+            }
+        )
     return out
 
 
-def to_markdown(name: str, rows: list[dict], seeds: int, *, nonlinear: str = "kernel ridge", about: str = "",
-                content_target: float = 0.9, other_target: float = 0.2) -> str:
+def to_markdown(
+    name: str,
+    rows: list[dict],
+    seeds: int,
+    *,
+    nonlinear: str = "kernel ridge",
+    about: str = "",
+    content_target: float = 0.9,
+    other_target: float = 0.2,
+) -> str:
     """A summary per group, then one table per metric: rows = (group, view), columns = latents,
     mean ± std over seeds, content latents in bold. `nonlinear` names the nonlinear probe;
     `about`, a paragraph under the title, says how the numbers were made."""
-    lines = [f"# {name}", "", *([about, ""] if about else []),
-             f"## Summary: nonlinear R² ({nonlinear}), mean over {common.count(seeds, 'seed')}", "",
-             f"Content: the lowest and the mean over views and content latents (target ≥ {content_target}); "
-             f"others: the highest over views and the other latents (target ≤ {other_target} for independent "
-             "latents).", "",
-             "| subset V | content C_V | content min | content mean | others max |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {name}",
+        "",
+        *([about, ""] if about else []),
+        f"## Summary: nonlinear R² ({nonlinear}), mean over {common.count(seeds, 'seed')}",
+        "",
+        f"Content: the lowest and the mean over views and content latents (target ≥ {content_target}); "
+        f"others: the highest over views and the other latents (target ≤ {other_target} for independent "
+        "latents).",
+        "",
+        "| subset V | content C_V | content min | content mean | others max |",
+        "|---|---|---|---|---|",
+    ]
     for s in summary(rows):
         other = "–" if math.isnan(s["other_max"]) else f"{s['other_max']:.3f}"
-        lines.append(f"| {{{s['subset']}}} | {s['content']} | {s['content_min']:.3f} | {s['content_mean']:.3f} "
-                     f"| {other} |")
+        lines.append(
+            f"| {{{s['subset']}}} | {s['content']} | {s['content_min']:.3f} | {s['content_mean']:.3f} | {other} |"
+        )
     latents = _ordered(r["latent"] for r in rows)
     keys = _ordered((r["subset"], r["view"]) for r in rows)
     content = {(r["subset"], r["latent"]) for r in rows if r["content"]}
@@ -83,8 +117,18 @@ def to_markdown(name: str, rows: list[dict], seeds: int, *, nonlinear: str = "ke
         lines += ["", f"## {title}, mean ± std over {common.count(seeds, 'seed')} (bold: content of V)", ""]
         lines += common.markdown_table(
             ["subset V", "view", *latents],
-            [[f"{{{subset}}}", str(view), *(bold(common.mean_std(*means.get((subset, view, z), (math.nan, 0.0))),
-                                                 subset, z) for z in latents)] for subset, view in keys])
+            [
+                [
+                    f"{{{subset}}}",
+                    str(view),
+                    *(
+                        bold(common.mean_std(*means.get((subset, view, z), (math.nan, 0.0))), subset, z)
+                        for z in latents
+                    ),
+                ]
+                for subset, view in keys
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -104,8 +148,15 @@ def save_heatmap(path: Path, name: str, rows: list[dict], metric: str = "r2_nonl
     for i, (s, v) in enumerate(keys):
         for j, z in enumerate(latents):
             if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if grid[i, j] > 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{grid[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if grid[i, j] > 0.6 else "white",
+                )
             if (s, v, z) in content:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.2))
     ax.set_xticks(range(len(latents)))
@@ -128,8 +179,7 @@ def save_loss_curves(path: Path, name: str, curve: dict, floor: tuple[float, lis
         return False
     steps = np.array([p[0] for p in curve["points"]])
     losses = np.array([p[1] for p in curve["points"]])  # (points, seeds, groups)
-    fig, axes = plt.subplots(1, 1 if floor is None else 2, figsize=(6.5 if floor is None else 13, 4.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, 1 if floor is None else 2, figsize=(6.5 if floor is None else 13, 4.2), squeeze=False)
     colours = plt.get_cmap("tab20")
     for g, group in enumerate(curve["groups"]):
         series = [losses[:, :, g]] + ([] if floor is None else [losses[:, :, g] / floor[1][g] - floor[0]])

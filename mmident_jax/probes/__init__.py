@@ -16,13 +16,39 @@ Example:
 """
 
 from mmident_jax.probes.classification import logistic_accuracy, mlp_accuracy
-from mmident_jax.probes.kernel import (ALPHAS, EXACT_MAX_N, GAMMAS, NYSTROM_RANK, REFINEMENT_STEPS,
-                                       check_eval_size, kernel_ridge_r2, kernel_ridge_r2_blocks)
+from mmident_jax.probes.kernel import (
+    ALPHAS,
+    EXACT_MAX_N,
+    GAMMAS,
+    NYSTROM_RANK,
+    REFINEMENT_STEPS,
+    check_eval_size,
+    kernel_ridge_r2,
+    kernel_ridge_r2_blocks,
+)
 from mmident_jax.probes.linear import linear_r2, linear_r2_blocks
 from mmident_jax.probes.metrics import ProbeError, kfold_splits, r2_score, standardize_apply, standardize_fit
 from mmident_jax.probes.mlp import mlp_r2, mlp_regressor_r2, mlp_regressor_r2_columns
 
-__all__ = ["ALPHAS", "EXACT_MAX_N", "GAMMAS", "NYSTROM_RANK", "ProbeError", "REFINEMENT_STEPS", "check_eval_size",
-           "kernel_ridge_r2",
-           "kernel_ridge_r2_blocks", "kfold_splits", "linear_r2", "linear_r2_blocks", "logistic_accuracy",
-           "mlp_accuracy", "mlp_r2", "mlp_regressor_r2", "mlp_regressor_r2_columns", "r2_score", "standardize_apply", "standardize_fit"]
+__all__ = [
+    "ALPHAS",
+    "EXACT_MAX_N",
+    "GAMMAS",
+    "NYSTROM_RANK",
+    "ProbeError",
+    "REFINEMENT_STEPS",
+    "check_eval_size",
+    "kernel_ridge_r2",
+    "kernel_ridge_r2_blocks",
+    "kfold_splits",
+    "linear_r2",
+    "linear_r2_blocks",
+    "logistic_accuracy",
+    "mlp_accuracy",
+    "mlp_r2",
+    "mlp_regressor_r2",
+    "mlp_regressor_r2_columns",
+    "r2_score",
+    "standardize_apply",
+    "standardize_fit",
+]

@@ -88,8 +88,19 @@ def logistic_accuracy(x_train, y_train, x_test, y_test, *, C=1.0, max_iter=1000,
 
 
 def mlp_accuracy(
-    x_train, y_train, x_test, y_test, *, key, hidden=(256, 256), steps=3000, batch_size=256,
-    learning_rate=1e-3, val_fraction=0.1, eval_every=100, patience=5,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    key,
+    hidden=(256, 256),
+    steps=3000,
+    batch_size=256,
+    learning_rate=1e-3,
+    val_fraction=0.1,
+    eval_every=100,
+    patience=5,
 ) -> float:
     """Test accuracy of a ReLU MLP classifier (one softmax head per label column), averaged.
 
@@ -105,8 +116,13 @@ def mlp_accuracy(
     sizes = tuple(len(c) for c in classes)
     cfg = _Training(tuple(hidden), steps, batch_size, learning_rate, val_fraction, eval_every, patience)
     logits = _train_mlp(
-        key, jnp.asarray(x_train, jnp.float32), jnp.asarray(train),
-        jnp.asarray(x_test, jnp.float32), loss=_heads_xent(sizes), out_dim=sum(sizes), cfg=cfg,
+        key,
+        jnp.asarray(x_train, jnp.float32),
+        jnp.asarray(train),
+        jnp.asarray(x_test, jnp.float32),
+        loss=_heads_xent(sizes),
+        out_dim=sum(sizes),
+        cfg=cfg,
     )
     heads = jnp.split(logits, np.cumsum(sizes)[:-1].tolist(), axis=1)
     return float(np.mean([np.mean(np.asarray(h.argmax(1)) == test[:, j]) for j, h in enumerate(heads)]))

@@ -96,9 +96,7 @@ def _nystrom_features(x, landmarks, gamma):
 
 
 def _ridge(gram, cross, alpha):
-    return jax.scipy.linalg.cho_solve(
-        jax.scipy.linalg.cho_factor(gram + alpha * jnp.eye(len(gram))), cross
-    )
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram + alpha * jnp.eye(len(gram))), cross)
 
 
 @jax.jit
@@ -115,9 +113,7 @@ def _nystrom_cv_scores(x, y, landmarks, val, val_mask, alphas, gammas):
             phi_va = phi[va] * weight
             fold_gram, fold_cross = gram - phi_va.T @ phi_va, cross - phi_va.T @ y[va]
             return lax.map(
-                lambda alpha: _r2_columns(
-                    y[va], phi[va] @ _ridge(fold_gram, fold_cross, alpha), weight, jnp
-                ),
+                lambda alpha: _r2_columns(y[va], phi[va] @ _ridge(fold_gram, fold_cross, alpha), weight, jnp),
                 alphas,
             )
 
@@ -241,8 +237,15 @@ def kernel_ridge_r2(
     (True, ['alpha', 'gamma'])
     """
     return kernel_ridge_r2_blocks(
-        x_train, [y_train], x_test, [y_test],
-        alphas=alphas, gammas=gammas, folds=folds, approx=approx, rank=rank,
+        x_train,
+        [y_train],
+        x_test,
+        [y_test],
+        alphas=alphas,
+        gammas=gammas,
+        folds=folds,
+        approx=approx,
+        rank=rank,
     )[0]
 
 
@@ -250,6 +253,8 @@ def check_eval_size(num_batches: int, batch_size: int, probes=("kernel",), nonli
     """Refuse (`ProbeError`) an evaluation the exact kernel ridge probe cannot fit, before any work starts."""
     n = num_batches * batch_size
     if "kernel" in probes and nonlinear_probe == "kernel" and n > EXACT_MAX_N:
-        raise ProbeError(f"{num_batches} evaluation batches of {batch_size} are {n} samples, over the exact kernel "
-                         f"ridge limit of {EXACT_MAX_N}: use at most {EXACT_MAX_N // batch_size} batches, or the "
-                         "Nystrom approximation (probes.kernel_ridge_r2(..., approx='nystrom'))")
+        raise ProbeError(
+            f"{num_batches} evaluation batches of {batch_size} are {n} samples, over the exact kernel "
+            f"ridge limit of {EXACT_MAX_N}: use at most {EXACT_MAX_N // batch_size} batches, or the "
+            "Nystrom approximation (probes.kernel_ridge_r2(..., approx='nystrom'))"
+        )

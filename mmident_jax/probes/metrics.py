@@ -18,6 +18,7 @@ import numpy as np
 class ProbeError(ValueError):
     """Data a probe cannot be fitted on (too few samples, a single class); the message says why."""
 
+
 def _x64(fn):
     """Run ``fn`` with 64-bit JAX types enabled for the current thread only."""
 
@@ -100,10 +101,7 @@ def kfold_splits(n: int, folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
         raise ProbeError(f"need 2 <= folds <= n samples, got folds={folds}, n={n}")
     sizes = n // folds + (np.arange(folds) < n % folds)
     stops = np.cumsum(sizes)
-    return [
-        (np.r_[0:start, stop:n], np.arange(start, stop))
-        for start, stop in zip(stops - sizes, stops)
-    ]
+    return [(np.r_[0:start, stop:n], np.arange(start, stop)) for start, stop in zip(stops - sizes, stops)]
 
 
 def _padded(indices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -20,8 +20,7 @@ from mmident_jax.probes.metrics import _as_2d, r2_score, standardize_apply, stan
 def _mlp_init(key, sizes):
     keys = jax.random.split(key, len(sizes) - 1)
     return [
-        (jax.random.normal(k, (m, n)) * jnp.sqrt(2.0 / m), jnp.zeros(n))
-        for k, m, n in zip(keys, sizes[:-1], sizes[1:])
+        (jax.random.normal(k, (m, n)) * jnp.sqrt(2.0 / m), jnp.zeros(n)) for k, m, n in zip(keys, sizes[:-1], sizes[1:])
     ]
 
 
@@ -43,10 +42,7 @@ def _heads_xent(sizes: tuple[int, ...]):
 
     def loss(logits, labels):
         heads = jnp.split(logits, splits, axis=1)
-        return sum(
-            optax.softmax_cross_entropy_with_integer_labels(h, labels[:, j]).mean()
-            for j, h in enumerate(heads)
-        )
+        return sum(optax.softmax_cross_entropy_with_integer_labels(h, labels[:, j]).mean() for j, h in enumerate(heads))
 
     return loss
 
@@ -109,8 +105,19 @@ def _train_mlp(key, x, t, x_test, *, loss, out_dim, cfg: _Training):
 
 
 def mlp_r2(
-    x_train, y_train, x_test, y_test, *, key, hidden=(256, 256), steps=3000, batch_size=256,
-    learning_rate=1e-3, val_fraction=0.1, eval_every=100, patience=5,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    key,
+    hidden=(256, 256),
+    steps=3000,
+    batch_size=256,
+    learning_rate=1e-3,
+    val_fraction=0.1,
+    eval_every=100,
+    patience=5,
 ) -> float:
     """Test R² of a ReLU MLP regressor (Adam, early stopping on a held-out split).
 
@@ -129,8 +136,13 @@ def mlp_r2(
     y_mean, y_std = standardize_fit(y)
     cfg = _Training(tuple(hidden), steps, batch_size, learning_rate, val_fraction, eval_every, patience)
     pred = _train_mlp(
-        key, jnp.asarray(x_train, jnp.float32), standardize_apply(y, y_mean, y_std),
-        jnp.asarray(x_test, jnp.float32), loss=_mse, out_dim=y.shape[1], cfg=cfg,
+        key,
+        jnp.asarray(x_train, jnp.float32),
+        standardize_apply(y, y_mean, y_std),
+        jnp.asarray(x_test, jnp.float32),
+        loss=_mse,
+        out_dim=y.shape[1],
+        cfg=cfg,
     )
     return r2_score(y_test, pred * y_std + y_mean)
 
@@ -160,21 +172,25 @@ def _fit_regressor(key, x, y, cfg: _Regressor):
     for k, fan_in, fan_out in zip(jax.random.split(init_key, len(sizes) - 1), sizes[:-1], sizes[1:]):
         bound = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform, weights and intercepts alike
         kw, kb = jax.random.split(k)
-        params.append((jax.random.uniform(kw, (fan_in, fan_out), minval=-bound, maxval=bound),
-                       jax.random.uniform(kb, (fan_out,), minval=-bound, maxval=bound)))
+        params.append(
+            (
+                jax.random.uniform(kw, (fan_in, fan_out), minval=-bound, maxval=bound),
+                jax.random.uniform(kb, (fan_out,), minval=-bound, maxval=bound),
+            )
+        )
 
     def losses(p, xb, yb, rows):
         """(reported loss, objective whose gradient scikit-learn follows) on the first `rows` rows."""
         mask = (jnp.arange(batch) < rows)[:, None]
         sq = jnp.sum(jnp.where(mask, _mlp_apply(p, xb) - yb, 0.0) ** 2)
-        penalty = 0.5 * cfg.alpha * sum(jnp.sum(w ** 2) for w, _ in p) / rows
+        penalty = 0.5 * cfg.alpha * sum(jnp.sum(w**2) for w, _ in p) / rows
         return 0.5 * sq / (rows * out) + penalty, 0.5 * sq / rows + penalty
 
     def adam(p, m, v, t, g):
         t = t + 1
         m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
-        v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g ** 2, v, g)
-        lr = cfg.learning_rate * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g**2, v, g)
+        lr = cfg.learning_rate * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
         return jax.tree.map(lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-8), p, m, v), m, v, t
 
     def minibatch(carry, i):
@@ -202,8 +218,19 @@ def _fit_regressor(key, x, y, cfg: _Regressor):
 
 
 def mlp_regressor_r2(
-    x_train, y_train, x_test, y_test, *, key, hidden=(100,), learning_rate=1e-3, alpha=1e-4,
-    batch_size=200, max_iter=1000, tol=1e-4, n_iter_no_change=10,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    key,
+    hidden=(100,),
+    learning_rate=1e-3,
+    alpha=1e-4,
+    batch_size=200,
+    max_iter=1000,
+    tol=1e-4,
+    n_iter_no_change=10,
 ) -> float:
     """Test R² of scikit-learn's `MLPRegressor(max_iter=1000)` with its defaults, in JAX.
 
@@ -233,8 +260,19 @@ def _predict_fits(keys, x, y, x_test, cfg: _Regressor):
 
 
 def mlp_regressor_r2_columns(
-    x_train, y_train, x_test, y_test, *, key, hidden=(100,), learning_rate=1e-3, alpha=1e-4,
-    batch_size=200, max_iter=1000, tol=1e-4, n_iter_no_change=10,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    key,
+    hidden=(100,),
+    learning_rate=1e-3,
+    alpha=1e-4,
+    batch_size=200,
+    max_iter=1000,
+    tol=1e-4,
+    n_iter_no_change=10,
 ) -> list:
     """`mlp_regressor_r2` for every column of `y_train` on its own, as an evaluation that fits
     one `MLPRegressor` per target does; the fits run together (vmapped). A stack of b
@@ -256,6 +294,8 @@ def mlp_regressor_r2_columns(
     flat = lambda a: np.repeat(a, c, axis=0)  # (b, ...) -> (b * c, ...), problem-major
     columns = lambda a: np.moveaxis(a, 2, 1).reshape(b * c, a.shape[1])
     pred = np.asarray(_predict_fits(jax.random.split(key, b * c), flat(x), columns(y), flat(x_test), cfg))
-    r2 = [[r2_score(t, p) for t, p in zip(columns(y_test)[i * c:(i + 1) * c], pred[i * c:(i + 1) * c])]
-          for i in range(b)]
+    r2 = [
+        [r2_score(t, p) for t, p in zip(columns(y_test)[i * c : (i + 1) * c], pred[i * c : (i + 1) * c])]
+        for i in range(b)
+    ]
     return r2 if stacked else r2[0]
