@@ -33,8 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_program_bench import group, program_inputs  # noqa: E402
-from timing import check_fits, environment, program_bytes, skip_on_oom, time_interleaved  # noqa: E402
-from train_bench import SMOKE, fmt  # noqa: E402
+from timing import check_fits, environment, fmt, program_bytes, skip_on_oom, time_interleaved  # noqa: E402
+from timing import print_table as table  # noqa: E402
+from train_bench import SMOKE  # noqa: E402
 
 from mmident_jax import engine  # noqa: E402
 from mmident_jax.config import Config, replace  # noqa: E402
@@ -103,25 +104,27 @@ def bench_runs(cfg: Config, runs: int, steps: int, repeats: int, alone) -> tuple
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(
-        f"{'R':>3} {'compile s':>19} {'run-steps/s':>21} {'map/':>6} {'spread':>15} {'bitwise = alone':>15} "
-        f"{'other':>6}"
+    table(
+        [
+            r
+            if "skipped" in r
+            else {
+                "R": str(r["runs"]),
+                "compile s map": f"{r['map']['compile_s']:.2f}",
+                "vmap": f"{r['vmap']['compile_s']:.2f}",
+                "run-steps/s map": f"{r['map']['run_steps_per_s']:.1f}",
+                " vmap": f"{r['vmap']['run_steps_per_s']:.1f}",
+                "map/vmap": f"{r['map_over_vmap']:.2f}",
+                "spread map": f"{r['map']['timing']['rel_spread']:.1%}",
+                "  vmap": f"{r['vmap']['timing']['rel_spread']:.1%}",
+                "= alone map": str(r["map"]["equal_alone"]),
+                "   vmap": str(r["vmap"]["equal_alone"]),
+                "other": fmt(r["other_cpu"], ".0%"),
+            }
+            for r in rows
+        ],
+        skipped="runs",
     )
-    print(
-        f"{'':>3} {'map':>9} {'vmap':>9} {'map':>10} {'vmap':>10} {'vmap':>6} {'map':>7} {'vmap':>7} "
-        f"{'map':>7} {'vmap':>7}"
-    )
-    for r in rows:
-        if "skipped" in r:
-            print(f"{r['runs']:>3} skipped: {r['skipped']}")
-            continue
-        m, v = r["map"], r["vmap"]
-        print(
-            f"{r['runs']:>3} {m['compile_s']:>9.2f} {v['compile_s']:>9.2f} {m['run_steps_per_s']:>10.1f} "
-            f"{v['run_steps_per_s']:>10.1f} {r['map_over_vmap']:>6.2f} {m['timing']['rel_spread']:>7.1%} "
-            f"{v['timing']['rel_spread']:>7.1%} {m['equal_alone']!s:>7} {v['equal_alone']!s:>7} "
-            f"{fmt(r['other_cpu'], '.0%'):>6}"
-        )
 
 
 def main(argv=None) -> None:

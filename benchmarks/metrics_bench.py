@@ -46,7 +46,8 @@ from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import check_fits, environment, time_interleaved  # noqa: E402
+from timing import check_fits, environment, fmt, time_interleaved  # noqa: E402
+from timing import print_table as table  # noqa: E402
 
 from mmident_jax import identifiability as I  # noqa: E402
 
@@ -183,19 +184,24 @@ def row(metric, ours, theirs, value_ours, value_theirs, **extra) -> dict:
 
 def print_table(rows: list[dict], n: int, d: int) -> None:
     print(f"n = {n} samples, {d} latents x {d} codes (float64)")
-    print(
-        f"{'metric':<18} {'compile s':>9} {'first s':>8} {'ours s':>9} {'theirs s':>9} {'speedup':>8} "
-        f"{'value ours':>22} {'value theirs':>22} {'|diff|':>8} {'other_cpu':>9}"
-    )
     show = lambda v: f"{v:.4f}" if np.isscalar(v) else "/".join(f"{x:.3f}" for x in v)
-    for r in rows:
-        other = r["ours"]["other_cpu"]
-        print(
-            f"{r['metric']:<18} {r['ours']['compile_s']:>9.3f} {r['ours']['first_s']:>8.3f} "
-            f"{r['ours']['median_s']:>9.4f} {r['theirs']['median_s']:>9.4f} {r['speedup']:>8.2f} "
-            f"{show(r['value_ours']):>22} {show(r['value_theirs']):>22} {r['abs_diff']:>8.1e} "
-            f"{'n/a' if other is None else f'{other:.2f}':>9}"
-        )
+    table(
+        [
+            {
+                "metric": r["metric"],
+                "compile s": f"{r['ours']['compile_s']:.3f}",
+                "first s": f"{r['ours']['first_s']:.3f}",
+                "ours s": f"{r['ours']['median_s']:.4f}",
+                "theirs s": f"{r['theirs']['median_s']:.4f}",
+                "speedup": f"{r['speedup']:.2f}",
+                "value ours": show(r["value_ours"]),
+                "value theirs": show(r["value_theirs"]),
+                "|diff|": f"{r['abs_diff']:.1e}",
+                "other_cpu": fmt(r["ours"]["other_cpu"], ".2f"),
+            }
+            for r in rows
+        ]
+    )
     print("(dci values are D/C/I; theirs: LassoCV at its default duality-gap tol 1e-4, ours at 1e-12)")
 
 

@@ -24,8 +24,9 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import environment, skip_on_oom  # noqa: E402
-from train_bench import SMOKE, bench_batch, chunk_steps, fmt, init_state, megabytes, train_chunk  # noqa: E402
+from timing import environment, fmt, megabytes, skip_on_oom  # noqa: E402
+from timing import print_table as table  # noqa: E402
+from train_bench import SMOKE, bench_batch, chunk_steps, init_state, train_chunk  # noqa: E402
 
 from mmident_jax.config import PRECISIONS, Config, hyper, replace  # noqa: E402
 from mmident_jax.presets import PRESETS  # noqa: E402
@@ -69,22 +70,29 @@ def compare(rows: list[dict]) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(
-        f"{'precision':<10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'speedup':>8} {'first loss':>10} "
-        f"{'final loss':>10} {'d final':>9} {'last mean':>10} {'d mean':>9} {'other':>6} {'prog MB':>8} "
-        f"{'dev MB':>7}"
+    table(
+        [
+            r
+            if "skipped" in r
+            else {
+                "precision": r["precision"],
+                "step s": f"{r['step_s']:.4f}",
+                "spread": f"{r['timing']['rel_spread']:.1%}",
+                "steps/s": f"{r['steps_per_s']:.2f}",
+                "speedup": fmt(r["speedup"], ".2f"),
+                "first loss": f"{r['first_loss']:.4f}",
+                "final loss": f"{r['final_loss']:.4f}",
+                "d final": fmt(r["final_loss_diff"], "+.2e"),
+                "last mean": f"{r['last_mean_loss']:.4f}",
+                "d mean": fmt(r["last_mean_loss_diff"], "+.2e"),
+                "other": fmt(r["other_cpu"], ".0%"),
+                "prog MB": megabytes(r["memory"]["program_bytes"]),
+                "dev MB": megabytes(r["memory"]["device_peak_bytes"]),
+            }
+            for r in rows
+        ],
+        skipped="precision",
     )
-    for r in rows:
-        if "skipped" in r:
-            print(f"{r['precision']:<10} skipped: {r['skipped']}")
-            continue
-        print(
-            f"{r['precision']:<10} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
-            f"{r['steps_per_s']:>8.2f} {fmt(r['speedup'], '.2f'):>8} {r['first_loss']:>10.4f} "
-            f"{r['final_loss']:>10.4f} {fmt(r['final_loss_diff'], '+.2e'):>9} "
-            f"{r['last_mean_loss']:>10.4f} {fmt(r['last_mean_loss_diff'], '+.2e'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
-            f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}"
-        )
 
 
 def main(argv=None) -> None:

@@ -43,6 +43,7 @@ from sklearn.model_selection import GridSearchCV
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import environment, time_call  # noqa: E402
+from timing import print_table as table  # noqa: E402
 
 from mmident_jax import probes  # noqa: E402
 
@@ -162,23 +163,28 @@ def bench_size(n: int, repeats: int, whole_eval: bool, n_jobs=SKLEARN_JOBS) -> l
 
 
 def print_table(rows: list[dict], n_jobs=SKLEARN_JOBS) -> None:
-    print(
-        f"{'n':>6} {'probe':<11} {'ours s':>8} {'first s':>8} {'theirs s':>9} {'speedup':>8} "
-        f"{'R2 ours':>8} {'R2 theirs':>9} {'|dR2|':>8}  params (ours / theirs)"
+    def params(r):
+        if "params_ours" in r:
+            return f"{r['params_ours']} / {r['params_theirs']}"
+        return f"{r['params_disagree']} of 10 selections differ" if "params_disagree" in r else ""
+
+    table(
+        [
+            {
+                "n": str(r["n"]),
+                "probe": r["probe"],
+                "ours s": f"{r['ours']['median_s']:.3f}",
+                "first s": f"{r['ours']['first_s']:.3f}",
+                "theirs s": f"{r['theirs']['median_s']:.3f}",
+                "speedup": f"{r['speedup']:.2f}",
+                "R2 ours": f"{np.mean(r['r2_ours']):.4f}",
+                "R2 theirs": f"{np.mean(r['r2_theirs']):.4f}",
+                "|dR2|": f"{r['abs_r2_diff']:.1e}",
+                "params (ours / theirs)": params(r),
+            }
+            for r in rows
+        ]
     )
-    for r in rows:
-        params = (
-            f"{r['params_ours']} / {r['params_theirs']}"
-            if "params_ours" in r
-            else f"{r['params_disagree']} of 10 selections differ"
-            if "params_disagree" in r
-            else ""
-        )
-        print(
-            f"{r['n']:>6} {r['probe']:<11} {r['ours']['median_s']:>8.3f} {r['ours']['first_s']:>8.3f} "
-            f"{r['theirs']['median_s']:>9.3f} {r['speedup']:>8.2f} {np.mean(r['r2_ours']):>8.4f} "
-            f"{np.mean(r['r2_theirs']):>9.4f} {r['abs_r2_diff']:>8.1e}  {params}"
-        )
     print(
         "(nystrom compares against our exact probe; whole-eval R2 columns are means over 10 entries; "
         f"scikit-learn n_jobs={n_jobs})"

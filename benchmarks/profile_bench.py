@@ -49,8 +49,8 @@ import jax.numpy as jnp
 import optax
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import check_fits, environment, skip_on_oom, time_interleaved  # noqa: E402
-from train_bench import SMOKE, encoder_flops_per_sample, fmt, init_state, step_flops  # noqa: E402
+from timing import check_fits, environment, fmt, skip_on_oom, time_interleaved  # noqa: E402
+from train_bench import SMOKE, encoder_flops_per_sample, init_state, step_flops  # noqa: E402
 
 from mmident_jax import encoders, optim, train  # noqa: E402
 from mmident_jax.config import Config, hyper, replace  # noqa: E402

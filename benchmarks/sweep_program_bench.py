@@ -54,8 +54,19 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import _host_available_bytes, check_fits, environment, program_bytes, skip_on_oom, time_call  # noqa: E402
-from train_bench import SMOKE, fmt, matmul_peak, step_flops  # noqa: E402
+from timing import (  # noqa: E402
+    _host_available_bytes,
+    check_fits,
+    environment,
+    fmt,
+    program_bytes,
+    skip_on_oom,
+    time_call,
+)
+from timing import (
+    print_table as table,
+)
+from train_bench import SMOKE, matmul_peak, step_flops  # noqa: E402
 from train_bench import VENDOR_PEAKS as _TRAIN_VENDOR_PEAKS
 
 from mmident_jax import engine, evaluation, sweep, twoview  # noqa: E402
@@ -512,23 +523,31 @@ def print_profile(p: dict) -> None:
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(
-        f"{'prec':>8} {'R':>3} {'compile s':>9} {'init s':>7} {'step s':>9} {'spread':>7} {'run-steps/s':>11} "
-        f"{'samples/s':>10} {'TFLOP/s':>8} {'of fp32':>8} {'of vendor':>9} {'vs seq':>7} {'prog MB':>9} "
-        f"{'dev MB':>9}"
+    mb = lambda b: fmt(None if b is None else b / 2**20, ".0f")
+    table(
+        [
+            {**r, "skipped": f"R={r['runs']}: {r['skipped']}"}
+            if "skipped" in r
+            else {
+                "prec": r["precision"],
+                "R": str(r["runs"]),
+                "compile s": f"{r['compile_s']:.2f}",
+                "init s": f"{r['init_s']:.2f}",
+                "step s": f"{r['step_s']:.5f}",
+                "spread": f"{r['timing']['rel_spread']:.1%}",
+                "run-steps/s": f"{r['run_steps_per_s']:.2f}",
+                "samples/s": f"{r['samples_per_s']:.0f}",
+                "TFLOP/s": f"{r['flops_per_s'] / 1e12:.3f}",
+                "of fp32": fmt(r.get("fraction_of_fp32_matmul_peak"), ".1%"),
+                "of vendor": fmt(r.get("fraction_of_vendor_peak"), ".1%"),
+                "vs seq": fmt(r.get("speedup_vs_sequential"), ".2f"),
+                "prog MB": mb(r["memory"]["program_bytes"]),
+                "dev MB": mb(r["memory"]["device_peak_bytes"]),
+            }
+            for r in rows
+        ],
+        skipped="precision",
     )
-    for r in rows:
-        if "skipped" in r:
-            print(f"{r['precision']:>8} {r['runs']:>3} skipped: {r['skipped']}")
-            continue
-        mb = lambda b: fmt(None if b is None else b / 2**20, ".0f")
-        print(
-            f"{r['precision']:>8} {r['runs']:>3} {r['compile_s']:>9.2f} {r['init_s']:>7.2f} {r['step_s']:>9.5f} "
-            f"{r['timing']['rel_spread']:>7.1%} {r['run_steps_per_s']:>11.2f} {r['samples_per_s']:>10.0f} "
-            f"{r['flops_per_s'] / 1e12:>8.3f} {fmt(r.get('fraction_of_fp32_matmul_peak'), '.1%'):>8} "
-            f"{fmt(r.get('fraction_of_vendor_peak'), '.1%'):>9} {fmt(r.get('speedup_vs_sequential'), '.2f'):>7} "
-            f"{mb(r['memory']['program_bytes']):>9} {mb(r['memory']['device_peak_bytes']):>9}"
-        )
 
 
 def print_projection(p: dict) -> None:

@@ -213,3 +213,27 @@ def environment() -> dict:
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def fmt(value, spec: str) -> str:
+    """`value` formatted with `spec`, or "-" for None (a figure this device or run does not have)."""
+    return "-" if value is None else format(value, spec)
+
+
+def megabytes(n: int | None, spec: str = ".1f") -> str:
+    return fmt(None if n is None else n / 2**20, spec)
+
+
+def print_table(rows: list[dict], skipped: str | None = None) -> None:
+    """Every benchmark's printed table: rows of formatted cells (column -> text) aligned by
+    `report.text_table`, columns in order of first appearance. A row with a "skipped" entry
+    prints its first cell and the reason (`skipped`: the name of that first column)."""
+    from mmident_jax.report import text_table
+
+    kept = [r for r in rows if "skipped" not in r]
+    columns = list(dict.fromkeys(c for r in kept for c in r))
+    if kept:
+        print(text_table(kept, columns))
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r.get(skipped, '')} skipped: {r['skipped']}")

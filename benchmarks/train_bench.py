@@ -26,7 +26,7 @@ from pathlib import Path
 import jax
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import environment, skip_on_oom, time_call, time_jax  # noqa: E402
+from timing import environment, fmt, megabytes, print_table, skip_on_oom, time_call, time_jax  # noqa: E402
 
 from mmident_jax import encoders, train  # noqa: E402
 from mmident_jax.config import PRECISIONS, Config, hyper, replace  # noqa: E402
@@ -188,31 +188,30 @@ def bench_batch(cfg: Config, state: train.TrainState, fn=None, reference_n: int 
     return throughput(cfg, steps, {**t, "reference_n": reference_n})
 
 
-def fmt(value, spec: str) -> str:
-    """`value` formatted with `spec`, or "-" for None (a figure this device or run does not have)."""
-    return "-" if value is None else format(value, spec)
-
-
-def megabytes(n: int | None) -> str:
-    return fmt(None if n is None else n / 2**20, ".1f")
-
-
-def print_table(rows: list[dict]) -> None:
-    print(
-        f"{'batch':>6} {'compile s':>10} {'step s':>8} {'spread':>7} {'steps/s':>8} {'samples/s':>10} "
-        f"{'GFLOP/s':>8} {'of peak':>8} {'of ref':>7} {'of vendor':>9} {'other':>6} {'prog MB':>8} {'dev MB':>7}"
+def print_rows(rows: list[dict]) -> None:
+    print_table(
+        [
+            r
+            if "skipped" in r
+            else {
+                "batch": str(r["batch_size"]),
+                "compile s": f"{r['compile_s']:.2f}",
+                "step s": f"{r['step_s']:.4f}",
+                "spread": f"{r['timing']['rel_spread']:.1%}",
+                "steps/s": f"{r['steps_per_s']:.2f}",
+                "samples/s": f"{r['samples_per_s']:.0f}",
+                "GFLOP/s": f"{r['flops_per_s'] / 1e9:.1f}",
+                "of peak": f"{r['fraction_of_matmul_peak']:.1%}",
+                "of ref": fmt(r.get("fraction_of_reference"), ".1%"),
+                "of vendor": fmt(r["fraction_of_vendor_peak"], ".1%"),
+                "other": fmt(r["other_cpu"], ".0%"),
+                "prog MB": megabytes(r["memory"]["program_bytes"]),
+                "dev MB": megabytes(r["memory"]["device_peak_bytes"]),
+            }
+            for r in rows
+        ],
+        skipped="batch_size",
     )
-    for r in rows:
-        if "skipped" in r:
-            print(f"{r['batch_size']:>6} skipped: {r['skipped']}")
-            continue
-        print(
-            f"{r['batch_size']:>6} {r['compile_s']:>10.2f} {r['step_s']:>8.4f} {r['timing']['rel_spread']:>7.1%} "
-            f"{r['steps_per_s']:>8.2f} {r['samples_per_s']:>10.0f} {r['flops_per_s'] / 1e9:>8.1f} "
-            f"{r['fraction_of_matmul_peak']:>8.1%} {fmt(r.get('fraction_of_reference'), '.1%'):>7} "
-            f"{fmt(r['fraction_of_vendor_peak'], '.1%'):>9} {fmt(r['other_cpu'], '.0%'):>6} "
-            f"{megabytes(r['memory']['program_bytes']):>8} {megabytes(r['memory']['device_peak_bytes']):>7}"
-        )
 
 
 def main(argv=None) -> None:
@@ -250,7 +249,7 @@ def main(argv=None) -> None:
         f"ground truth (latents + 2 mixers): first call {truth['first_s']:.2f} s (with compile), "
         f"then {truth['median_s']:.3f} s"
     )
-    print_table(rows)
+    print_rows(rows)
     result = {
         "environment": environment(),
         "config": base.to_dict(),

@@ -1,46 +1,17 @@
 """The command line, called in-process (`cli.main`); one test runs it as a user does, in a subprocess."""
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
-from mmident_jax import cli as command
 from mmident_jax import rundir
-
-TINY = [
-    "--preset",
-    "paper",
-    "--encoder-widths",
-    "16,16",
-    "--batch-size",
-    "32",
-    "--cond-pool",
-    "1000",
-    "--lr",
-    "1e-3",
-    "--no-progress",
-]
-
-
-def cli(*args):
-    """`mmident-jax ARGS` in this process: its exit status, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = command.main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.mark.slow
-def test_the_installed_command_runs_as_a_subprocess(tmp_path):
+def test_the_installed_command_runs_as_a_subprocess(tmp_path, tiny_flags):
     result = subprocess.run(
         [
             sys.executable,
@@ -53,7 +24,7 @@ def test_the_installed_command_runs_as_a_subprocess(tmp_path):
             "10",
             "--log-steps",
             "10",
-            *TINY,
+            *tiny_flags,
         ],
         capture_output=True,
         text=True,
@@ -78,9 +49,9 @@ def assert_usage_error(result, *words):
 
 
 @pytest.mark.slow
-def test_train_writes_run_dir_and_resumes(tmp_path):
+def test_train_writes_run_dir_and_resumes(tmp_path, cli, tiny_flags):
     run = tmp_path / "run"
-    first = cli("train", "--run-dir", run, *TINY, "--preset", "quick", "--train-steps", 200, "--log-steps", 100)
+    first = cli("train", "--run-dir", run, *tiny_flags, "--preset", "quick", "--train-steps", 200, "--log-steps", 100)
     assert first.returncode == 0, first.stderr
     assert {rundir.CONFIG, rundir.CHECKPOINT, rundir.METRICS} <= set(os.listdir(run))
     assert json.loads((run / rundir.CONFIG).read_text())["train_steps"] == 200
@@ -89,7 +60,7 @@ def test_train_writes_run_dir_and_resumes(tmp_path):
     assert_usage_error(cli("train", "--run-dir", run, "--train-steps", 400), "warmup_cosine", "train_steps=200")
     assert {p: (run / p).read_bytes() for p in os.listdir(run)} == before
     constant = tmp_path / "constant"
-    assert cli("train", "--run-dir", constant, "--train-steps", 200, "--log-steps", 100, *TINY).returncode == 0
+    assert cli("train", "--run-dir", constant, "--train-steps", 200, "--log-steps", 100, *tiny_flags).returncode == 0
     second = cli("train", "--run-dir", constant, "--train-steps", 400)  # resumes with the stored settings
     assert second.returncode == 0, second.stderr
     assert "trained to step 400" in second.stdout
@@ -97,10 +68,13 @@ def test_train_writes_run_dir_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
+def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path, cli, tiny_flags):
     run = tmp_path / "run"
     assert (
-        cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, "--modality-n", 0, *TINY).returncode == 0
+        cli(
+            "train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, "--modality-n", 0, *tiny_flags
+        ).returncode
+        == 0
     )
     result = cli(
         "evaluate",
@@ -135,28 +109,31 @@ def test_evaluate_writes_results_csv_in_the_original_layout(tmp_path):
         (["--warmup-steps", 10], ["warmup_steps 10 applies to the warmup_cosine schedule"]),
     ],
 )
-def test_bad_train_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flags, words):
+def test_bad_train_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flags, words, cli):
     run = tmp_path / "run"
     assert_usage_error(cli("train", "--run-dir", run, "--preset", "paper", *flags), *words)
     assert not run.exists()
 
 
-def test_off_a_terminal_train_and_evaluate_print_plain_progress_lines(tmp_path):
+def test_off_a_terminal_train_and_evaluate_print_plain_progress_lines(tmp_path, cli, tiny_flags):
     """Output to a file (here a StringIO): one line per chunk with the projected time, never nothing."""
     run = tmp_path / "run"
-    flags = [f for f in TINY if f != "--no-progress"]
+    flags = [f for f in tiny_flags if f != "--no-progress"]
     result = cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 10, *flags)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0].startswith("train: projected ") and "to finish (10/20 in " in lines[0]
     assert lines[1].startswith("train: 10/20 (50%) ") and lines[-1].startswith("train: 20/20 (100%) ")
     assert lines[-1].split("done  loss ")[1]  # the chunk's loss
+    assert {"loss", "steps_per_s", "val_loss", "r2_linear/hz1/c", "r2_linear/hz2/m2"} <= set(
+        rundir.read_metrics(run)[-1]
+    )  # the monitor's figures
     probed = cli("evaluate", "--run-dir", run, "--probes", "linear", "--num-eval-batches", 1)
     assert probed.returncode == 0, probed.stderr
     assert "hz1: linear probes on 4096 samples (" in probed.stderr
 
 
-def test_a_new_run_without_a_preset_is_refused_with_the_presets(tmp_path):
+def test_a_new_run_without_a_preset_is_refused_with_the_presets(tmp_path, cli):
     """No silent default: `paper` is days on a CPU. Resuming needs no preset (the stored config)."""
     run = tmp_path / "run"
     assert_usage_error(
@@ -171,27 +148,27 @@ def test_a_new_run_without_a_preset_is_refused_with_the_presets(tmp_path):
     assert "required for a new run directory" in cli("train", "--help").stdout
 
 
-def test_run_dir_that_is_a_file_or_another_run_is_refused_untouched(tmp_path):
+def test_run_dir_that_is_a_file_or_another_run_is_refused_untouched(tmp_path, cli, tiny_flags):
     target = tmp_path / "file.txt"
     target.write_text("precious")
-    assert_usage_error(cli("train", "--run-dir", target, "--train-steps", 10, *TINY), "not a directory")
+    assert_usage_error(cli("train", "--run-dir", target, "--train-steps", 10, *tiny_flags), "not a directory")
     assert target.read_text() == "precious"
     (tmp_path / "stranger").mkdir()
     (tmp_path / "stranger" / "notes.txt").write_text("mine")
-    assert_usage_error(cli("train", "--run-dir", tmp_path / "stranger", *TINY), "holds no run")
+    assert_usage_error(cli("train", "--run-dir", tmp_path / "stranger", *tiny_flags), "holds no run")
     run = tmp_path / "run"
-    assert cli("train", "--run-dir", run, "--train-steps", 10, "--log-steps", 10, *TINY).returncode == 0
+    assert cli("train", "--run-dir", run, "--train-steps", 10, "--log-steps", 10, *tiny_flags).returncode == 0
     before = {p: (run / p).read_bytes() for p in os.listdir(run)}
     assert_usage_error(cli("train", "--run-dir", run, "--batch-size", 64), "batch_size=32")
     assert {p: (run / p).read_bytes() for p in os.listdir(run)} == before
 
 
-def test_bad_evaluate_input_exits_2_and_keeps_results(tmp_path):
+def test_bad_evaluate_input_exits_2_and_keeps_results(tmp_path, cli, tiny_flags):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_usage_error(cli("evaluate", "--run-dir", empty), "not a run directory")
     run = tmp_path / "run"
-    assert cli("train", "--run-dir", run, "--train-steps", 10, "--log-steps", 10, *TINY).returncode == 0
+    assert cli("train", "--run-dir", run, "--train-steps", 10, "--log-steps", 10, *tiny_flags).returncode == 0
     (run / rundir.RESULTS).write_text("earlier results\n")
     assert_usage_error(cli("evaluate", "--run-dir", run, "--probes", "linear,magic"), "magic")
     assert_usage_error(cli("evaluate", "--run-dir", run, "--num-eval-batches", 0), "num-eval-batches")
@@ -207,7 +184,7 @@ def test_bad_evaluate_input_exits_2_and_keeps_results(tmp_path):
     assert (run / rundir.RESULTS).read_text() == "earlier results\n"
 
 
-def test_help_documents_every_flag_with_its_preset_defaults():
+def test_help_documents_every_flag_with_its_preset_defaults(cli):
     result = cli("train", "--help")
     assert result.returncode == 0
     for flag in (
@@ -244,7 +221,7 @@ def test_help_and_argument_errors_do_not_load_jax():
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
 
 
-def test_an_evaluation_too_large_for_the_exact_probe_is_refused_before_any_work(tmp_path):
+def test_an_evaluation_too_large_for_the_exact_probe_is_refused_before_any_work(tmp_path, cli):
     assert_usage_error(
         cli("evaluate", "--run-dir", tmp_path, "--num-eval-batches", 9), "36864 samples", "at most 8 batches", "nystrom"
     )
@@ -260,9 +237,9 @@ def test_an_evaluation_too_large_for_the_exact_probe_is_refused_before_any_work(
 
 
 @pytest.mark.slow
-def test_evaluate_adds_identifiability_metrics_and_a_correlation_figure(tmp_path):
+def test_evaluate_adds_identifiability_metrics_and_a_correlation_figure(tmp_path, cli, tiny_flags):
     run = tmp_path / "run"
-    assert cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, *TINY).returncode == 0
+    assert cli("train", "--run-dir", run, "--train-steps", 20, "--log-steps", 20, *tiny_flags).returncode == 0
     result = cli(
         "evaluate",
         "--run-dir",
@@ -293,18 +270,18 @@ def test_evaluate_adds_identifiability_metrics_and_a_correlation_figure(tmp_path
     assert_usage_error(cli("evaluate", "--run-dir", run, "--metrics", "mcc,sap"), "unknown metric 'sap'")
 
 
-def test_a_probe_that_cannot_be_fitted_is_one_line(tmp_path, monkeypatch):
+def test_a_probe_that_cannot_be_fitted_is_one_line(tmp_path, monkeypatch, cli, tiny_flags):
     from mmident_jax import probes
 
     run = tmp_path / "run"
-    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0
+    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *tiny_flags).returncode == 0
     monkeypatch.setattr(probes, "linear_r2_blocks", lambda *args: probes.kfold_splits(2, 3))  # 3 folds of 2
     assert_usage_error(
         cli("evaluate", "--run-dir", run, "--probes", "linear", "--no-progress"), "need 2 <= folds <= n samples"
     )
 
 
-def test_a_missing_optional_dependency_is_named_with_its_extra(tmp_path, monkeypatch):
+def test_a_missing_optional_dependency_is_named_with_its_extra(tmp_path, monkeypatch, cli):
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
     assert_usage_error(
         cli("imgtxt", "export", "--out", tmp_path / "data", "--n", 2),

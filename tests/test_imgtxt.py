@@ -1,7 +1,5 @@
 import functools
 import json
-import sys
-from pathlib import Path
 
 import chex
 import jax
@@ -14,9 +12,6 @@ from mmident_jax.config import ConfigError, replace
 from mmident_jax.imgtxt import dataset, scenes
 from mmident_jax.imgtxt import experiment as imgtxt
 from mmident_jax.imgtxt.config import ImgTxtConfig, ImgTxtSweep
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import cli as run_cli  # noqa: E402
 
 TINY = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, lr=1e-3, train_steps=4, log_steps=2, eval_size=64)
 
@@ -57,16 +52,18 @@ def test_config_is_validated():
         replace(TINY, batch_size=1)
 
 
-def cli(*args):
-    return run_cli("imgtxt", *args)
+@pytest.fixture
+def imgtxt_cli(cli):
+    """`imgtxt_cli(...)`: `mmident-jax imgtxt ...` in this process."""
+    return lambda *args: cli("imgtxt", *args)
 
 
-def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
-    result = cli("export", "--out", tmp_path / "data", "--n", 5, "--image-size", 16)
+def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path, imgtxt_cli):
+    result = imgtxt_cli("export", "--out", tmp_path / "data", "--n", 5, "--image-size", 16)
     assert result.returncode == 0, result.stderr
     images, texts, latents = dataset.load(tmp_path / "data")
     assert images.shape == (5, 16, 16, 3) and len(texts) == 5 and len(latents["object_shape"]) == 5
-    again = cli("export", "--out", tmp_path / "data", "--n", 5)  # never overwrites
+    again = imgtxt_cli("export", "--out", tmp_path / "data", "--n", 5)  # never overwrites
     assert again.returncode == 2 and "not an empty directory" in again.stderr
     for args, words in (
         (["sweep", "--out", tmp_path / "s", "--preset", "nope"], "invalid choice: 'nope'"),
@@ -74,7 +71,7 @@ def test_cli_exports_a_loadable_data_set_and_refuses_bad_input(tmp_path):
         (["train", "--run-dir", tmp_path / "r"], "a new run needs --preset, one of imgtxt ("),
         (["evaluate", "--run-dir", tmp_path / "missing"], "not a run directory"),
     ):
-        result = cli(*args)
+        result = imgtxt_cli(*args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert words in result.stderr
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()

@@ -19,16 +19,19 @@ from mmident_jax.evaluation import evaluate as evaluate_two_view
 from mmident_jax.multiview import MultiviewConfig, MultiviewError, Preset, Views, evaluate, experiment, from_two_view
 from mmident_jax.multiview import model as M
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import cli  # noqa: E402
 
+@pytest.fixture
+def main(cli):
+    """`main(argv)`: `mmident-jax multiview ARGV` in this process, its exit status (output to the real
+    stdout/stderr)."""
 
-def main(argv):
-    """`mmident-jax multiview ARGV` in this process: the exit status (output to the real stdout/stderr)."""
-    result = cli("multiview", *argv)
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
-    return result.returncode
+    def run(argv):
+        result = cli("multiview", *argv)
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        return result.returncode
+
+    return run
 
 
 TINY = Config(encoder_widths=(16, 16), batch_size=32, cond_pool=1000, lr=1e-3, train_steps=3, log_steps=10)
@@ -395,39 +398,6 @@ def train_seeds(cfg, seeds, store=None, on_chunk=None):
 
 
 @pytest.mark.slow
-def test_seeds_trained_together_equal_a_seed_by_seed_loop():
-    cfg = tiny_multiview(train_steps=6, log_steps=3)
-    chunks = []
-    trained = train_seeds(cfg, [0, 1, 2], on_chunk=chunks.append)
-    single = jax.jit(M.make_train(cfg))
-    for i in range(3):
-        state, losses = single(jax.random.PRNGKey(i))
-        for a, b in zip(jax.tree.leaves(trained.state.params), jax.tree.leaves(state.params)):
-            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=2e-4, atol=2e-5)
-        np.testing.assert_allclose(np.concatenate([c.losses[i] for c in chunks]), losses, rtol=2e-5, atol=2e-5)
-    alone = train_seeds(cfg, [1])  # the same program whatever it is batched with: bitwise
-    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1:2], trained.state), alone.state)
-
-
-@pytest.mark.slow
-def test_interrupted_training_resumes_bitwise(tmp_path):
-    cfg = tiny_multiview()
-    full = train_seeds(cfg, [0, 1])
-
-    def interrupt(chunk):
-        if chunk.step > 2:
-            raise KeyboardInterrupt
-
-    store = stacked.Stacked(tmp_path / "group0.ckpt")
-    with pytest.raises(KeyboardInterrupt):
-        train_seeds(cfg, [0, 1], store, interrupt)
-    steps = []
-    resumed = train_seeds(cfg, [0, 1], store, lambda chunk: steps.append(chunk.step))
-    assert steps == [4]  # only the second chunk was trained
-    chex.assert_trees_all_equal(resumed, full)
-
-
-@pytest.mark.slow
 def test_a_diverging_seed_is_marked_and_the_others_finish(tmp_path):
     cfg = tiny_multiview(train_steps=6, log_steps=2)
     preset = Preset(cfg, seeds=3, eval_batch_size=64, probes=("linear",))
@@ -443,7 +413,7 @@ def test_a_diverging_seed_is_marked_and_the_others_finish(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys):
+def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys, main):
     preset = Preset(tiny_multiview(), seeds=2, eval_batch_size=128)
     monkeypatch.setitem(presets.REGISTRY, ("multiview", "tiny"), presets.Preset("multiview", preset, "a test"))
     out = tmp_path / "out"
@@ -487,14 +457,14 @@ def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys):
         (["--preset", "multiview-quick", "--train-steps", "0"], ["--train-steps", ">= 1"]),
     ],
 )
-def test_bad_command_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, words):
+def test_bad_command_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, words, main):
     assert main(["sweep", "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mmident-jax multiview") and all(w in err[0] for w in words)
     assert not (tmp_path / "out").exists()
 
 
-def test_command_refuses_another_sweeps_out_and_bad_flags(tmp_path, capsys):
+def test_command_refuses_another_sweeps_out_and_bad_flags(tmp_path, capsys, main):
     (tmp_path / "sweep.json").write_text(json.dumps({"preset": "table1-quick"}))
     assert main(["train", "--out", str(tmp_path), "--preset", "multiview-quick"]) == 2
     assert "holds another sweep" in capsys.readouterr().err

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import cli  # noqa: E402
-
 RESULTS = Path(__file__).parent.parent / "results"
 FOLDERS = sorted(p.parent.name for p in RESULTS.glob("*/sweep.json"))
 
 
 @pytest.mark.parametrize("name", FOLDERS)
-def test_report_rewrites_a_results_folder_byte_for_byte(tmp_path, name):
+def test_report_rewrites_a_results_folder_byte_for_byte(tmp_path, name, cli):
     out = tmp_path / name
     shutil.copytree(RESULTS / name, out)
     for table in ("results.md", "results.csv"):
@@ -25,7 +22,7 @@ def test_report_rewrites_a_results_folder_byte_for_byte(tmp_path, name):
         assert (out / table).read_bytes() == (RESULTS / name / table).read_bytes(), table
 
 
-def test_without_matplotlib_the_figure_is_skipped_with_the_extra_named(tmp_path, monkeypatch):
+def test_without_matplotlib_the_figure_is_skipped_with_the_extra_named(tmp_path, monkeypatch, cli):
     out = tmp_path / "dims-quick"
     shutil.copytree(RESULTS / "dims-quick", out)
     (out / "results.png").unlink()

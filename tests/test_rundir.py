@@ -4,7 +4,6 @@ damaged checkpoints; and it records what made the run."""
 import errno
 import json
 import os
-import sys
 from pathlib import Path
 
 import chex
@@ -15,52 +14,51 @@ from flax import serialization
 
 from mmident_jax import provenance, rundir, stacked
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import TINY, cli  # noqa: E402
-
-TRAIN = ["--train-steps", 4, "--log-steps", 2, *TINY]
-
 
 def files(run: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in run.iterdir()}
 
 
 @pytest.mark.slow  # trains twice; sweep.json's record is checked in the default run (test_sweep.py)
-def test_config_records_every_version_that_trained_the_run(tmp_path, monkeypatch):
+def test_config_records_every_version_that_trained_the_run(tmp_path, monkeypatch, cli, tiny_flags):
     run = tmp_path / "run"
-    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0
+    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *tiny_flags).returncode == 0
     stored = json.loads((run / rundir.CONFIG).read_text())
     assert stored["made_by"] == [provenance.provenance()]
     assert set(stored["made_by"][0]) == {"mmident_jax", "git", "jax", "backend", "devices"}
     later = {**provenance.provenance(), "mmident_jax": "9.9.9"}
     monkeypatch.setattr(provenance, "provenance", lambda: later)
-    assert cli("train", "--run-dir", run, *TRAIN).returncode == 0  # resumed by another version
+    assert (
+        cli("train", "--run-dir", run, "--train-steps", 4, "--log-steps", 2, *tiny_flags).returncode == 0
+    )  # resumed by another version
     assert json.loads((run / rundir.CONFIG).read_text())["made_by"] == [stored["made_by"][0], later]
     assert rundir.load_config(run).train_steps == 4
 
 
-def test_a_damaged_checkpoint_is_named_and_the_one_before_it_is_kept(tmp_path):
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_is_kept(tmp_path, cli, tiny_flags):
     whole, damaged = tmp_path / "whole", tmp_path / "damaged"
     for run in (whole, damaged):
-        assert cli("train", "--run-dir", run, *TRAIN).returncode == 0
+        assert cli("train", "--run-dir", run, "--train-steps", 4, "--log-steps", 2, *tiny_flags).returncode == 0
     previous = (damaged / "checkpoint.prev.msgpack").read_bytes()
     assert serialization.msgpack_restore(previous)["step"] == 2  # the checkpoint of the chunk before
     checkpoint = (damaged / rundir.CHECKPOINT).read_bytes()
     (damaged / rundir.CHECKPOINT).write_bytes(checkpoint[: len(checkpoint) // 2])
-    result = cli("train", "--run-dir", damaged, "--train-steps", 6, "--log-steps", 2, *TINY)
+    result = cli("train", "--run-dir", damaged, "--train-steps", 6, "--log-steps", 2, *tiny_flags)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "checkpoint.msgpack is not a readable checkpoint" in result.stderr
     assert "kept as checkpoint.prev.msgpack" in result.stderr
     assert (damaged / "checkpoint.prev.msgpack").read_bytes() == previous
     os.replace(damaged / "checkpoint.prev.msgpack", damaged / rundir.CHECKPOINT)  # as the message says
-    assert cli("train", "--run-dir", damaged, *TRAIN).returncode == 0  # trains steps 3 and 4 again
+    assert (
+        cli("train", "--run-dir", damaged, "--train-steps", 4, "--log-steps", 2, *tiny_flags).returncode == 0
+    )  # trains steps 3 and 4 again
     assert (damaged / rundir.CHECKPOINT).read_bytes() == (whole / rundir.CHECKPOINT).read_bytes()
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, pytest.param(errno.EROFS, marks=pytest.mark.slow)])  # one path
-def test_a_full_disk_or_read_only_run_dir_is_one_line_and_loses_nothing(tmp_path, monkeypatch, code):
+def test_a_full_disk_or_read_only_run_dir_is_one_line_and_loses_nothing(tmp_path, monkeypatch, code, cli, tiny_flags):
     run = tmp_path / "run"
-    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *TINY).returncode == 0
+    assert cli("train", "--run-dir", run, "--train-steps", 2, "--log-steps", 2, *tiny_flags).returncode == 0
     before = files(run)
 
     def failing_open(path, mode="r", *args, **kwargs):
@@ -71,7 +69,7 @@ def test_a_full_disk_or_read_only_run_dir_is_one_line_and_loses_nothing(tmp_path
         return open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(rundir, "open", failing_open, raising=False)
-    result = cli("train", "--run-dir", run, *TRAIN)
+    result = cli("train", "--run-dir", run, "--train-steps", 4, "--log-steps", 2, *tiny_flags)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert os.strerror(code) in result.stderr and "files written before are kept" in result.stderr
     after = files(run)
@@ -80,7 +78,9 @@ def test_a_full_disk_or_read_only_run_dir_is_one_line_and_loses_nothing(tmp_path
     assert after.pop("checkpoint.prev.msgpack") == before[rundir.CHECKPOINT]  # kept before the write
     assert after == before  # the checkpoint of step 2, no part of another
     monkeypatch.undo()
-    assert cli("train", "--run-dir", run, *TRAIN).returncode == 0  # and it goes on once there is room
+    assert (
+        cli("train", "--run-dir", run, "--train-steps", 4, "--log-steps", 2, *tiny_flags).returncode == 0
+    )  # and it goes on once there is room
     assert [r["step"] for r in rundir.read_metrics(run)] == [2, 4]
 
 

@@ -5,7 +5,6 @@ import csv
 import math
 import sys
 import zipfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,9 +17,6 @@ from sklearn.linear_model import LinearRegression
 from mmident_jax import identifiability as I
 from mmident_jax import probes
 from mmident_jax.score import COLUMNS, METRICS, ScoreError, add_parser, format_table, run, score, split_indices
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import cli  # noqa: E402
 
 N = 300  # every test uses 300 samples, split 150/150, so the compiled programs are shared
 
@@ -157,7 +153,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_command_on_numpy_files_prints_table_and_writes_csv(tmp_path):
+def test_command_on_numpy_files_prints_table_and_writes_csv(tmp_path, cli):
     z, h = make_data()
     np.savez(tmp_path / "Z.npz", **z)  # what a user's own NumPy script writes
     np.save(tmp_path / "H.npy", h)
@@ -253,7 +249,7 @@ def test_command_codes_in_npz_options_and_rewrite(tmp_path, capsys):
         (lambda d, z, h: (d / "out").write_text("a file"), [], ["not a directory"]),
     ],
 )
-def test_command_bad_input_exits_2_with_one_line(tmp_path, setup, flags, words):
+def test_command_bad_input_exits_2_with_one_line(tmp_path, setup, flags, words, cli):
     """Among them, what other frameworks write: a PyTorch file, a pickle, one unnamed latents array."""
     z, h = make_data()
     np.savez(tmp_path / "Z.npz", **z)
@@ -277,7 +273,7 @@ def torch_like_file(path):
         archive.writestr("archive/version", "3\n")
 
 
-def test_separate_split_files_equal_the_python_apis_given_split(tmp_path):
+def test_separate_split_files_equal_the_python_apis_given_split(tmp_path, cli):
     z, h = make_data()
     val, test = np.arange(0, 300, 3), np.setdiff1d(np.arange(300), np.arange(0, 300, 3))
     for where, rows in (("val", val), ("test", test)):
@@ -308,7 +304,7 @@ def test_separate_split_files_equal_the_python_apis_given_split(tmp_path):
     assert want != score(z, h, metrics=("linear", "kernel", "mcc"))  # the split given mattered
 
 
-def test_two_code_arrays_in_one_npz_give_one_table_each(tmp_path):
+def test_two_code_arrays_in_one_npz_give_one_table_each(tmp_path, cli):
     z, h = make_data()
     np.savez(tmp_path / "Z.npz", **z)
     np.savez(tmp_path / "H.npz", hz1=h, hz2=h[:, ::-1] * 2.0 + 1.0)
@@ -327,7 +323,7 @@ def test_two_code_arrays_in_one_npz_give_one_table_each(tmp_path):
     )  # an affine map of the same codes: the same linear R²
 
 
-def test_one_latents_array_named_by_blocks(tmp_path):
+def test_one_latents_array_named_by_blocks(tmp_path, cli):
     z, h = make_data()
     names = list(z)
     np.save(tmp_path / "Z.npy", np.concatenate([z[k] for k in names], axis=1))
@@ -354,7 +350,7 @@ def test_one_latents_array_named_by_blocks(tmp_path):
     ]
 
 
-def test_a_constant_code_column_is_scored_with_a_one_line_warning(tmp_path):
+def test_a_constant_code_column_is_scored_with_a_one_line_warning(tmp_path, cli):
     z, h = make_data()
     np.savez(tmp_path / "Z.npz", **z)
     np.save(tmp_path / "H.npy", np.concatenate([h, np.zeros((len(h), 1))], axis=1))

@@ -17,7 +17,6 @@ from mmident_jax.presets import sweep_preset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_worker import PRESET  # noqa: E402
-from test_cli import cli  # noqa: E402
 
 WORKER = str(Path(__file__).parent / "sweep_worker.py")
 
@@ -290,7 +289,7 @@ def test_a_short_sweeps_table_says_what_differs_from_its_preset(tmp_path):
         (["--preset", "table1-quick", "--seeds", 0], ["--seeds", ">= 1"]),
     ],
 )
-def test_bad_sweep_input_exits_2_with_one_line(tmp_path, args, words):
+def test_bad_sweep_input_exits_2_with_one_line(tmp_path, args, words, cli):
     result = cli("sweep", "--out", tmp_path / "out", *args)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert all(w in result.stderr for w in words)
@@ -340,7 +339,7 @@ def test_a_sweeps_identity_holds_every_resolved_config_and_names_what_differs(tm
         rundir.prepare_out(tmp_path, short)  # every differing field, each once
 
 
-def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path):
+def test_out_dir_of_another_sweep_is_refused_untouched(tmp_path, cli):
     rundir.prepare_out(
         tmp_path,
         sweep.identity(

@@ -1,12 +1,10 @@
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mmident_jax import core, engine, rundir, train
 from mmident_jax.config import hyper, replace
-from mmident_jax.evaluation import monitor as make_monitor
 
 
 def test_same_seed_gives_bitwise_identical_parameters(tiny):
@@ -20,19 +18,6 @@ def test_same_seed_gives_bitwise_identical_parameters(tiny):
 
 
 @pytest.mark.slow
-def test_vmapped_train_equals_separate_calls(tiny):
-    keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    train_fn = train.make_train(tiny)
-    batched, batched_losses = jax.jit(jax.vmap(train_fn))(keys)
-    for i, key in enumerate(keys):
-        single, losses = jax.jit(train_fn)(key)
-        run_i = jax.tree.map(lambda x: x[i], batched)
-        chex.assert_trees_all_close(batched_losses[i], losses, rtol=2e-5, atol=2e-5)
-        chex.assert_trees_all_close(run_i.params, single.params, rtol=2e-4, atol=2e-5)
-        chex.assert_trees_all_close(run_i.truth, single.truth, rtol=1e-6)
-
-
-@pytest.mark.slow
 def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
     cfg = replace(tiny, train_steps=200)
     state, losses = jax.jit(train.make_train(cfg))(jax.random.PRNGKey(0))
@@ -41,50 +26,6 @@ def test_training_lowers_the_loss_and_trains_both_encoders(tiny):
     shared, _ = jax.jit(train.make_train(replace(cfg, shared_encoder=True, shared_mixing=True)))(jax.random.PRNGKey(0))
     assert set(shared.params) == {"g"}
     chex.assert_trees_all_equal(shared.truth.f1, shared.truth.f2)
-
-
-@pytest.mark.slow
-def test_resume_equals_uninterrupted_run(tiny, tmp_path):
-    cfg = replace(tiny, train_steps=40, log_steps=10)
-    monitor = make_monitor(cfg)
-    full = train.fit(cfg, tmp_path / "full", monitor=monitor, progress=False)
-    train.fit(replace(cfg, train_steps=20), tmp_path / "split", monitor=monitor, progress=False)
-    assert int(rundir.restore_checkpoint(tmp_path / "split", full).step) == 20
-    resumed = train.fit(cfg, tmp_path / "split", monitor=monitor, progress=False)
-    assert int(resumed.step) == 40
-    chex.assert_trees_all_equal(full, resumed)
-    steps = [m["step"] for m in rundir.read_metrics(tmp_path / "split")]
-    assert steps == [10, 20, 30, 40]
-    record = rundir.read_metrics(tmp_path / "split")[-1]
-    assert {"loss", "steps_per_s", "val_loss", "r2_linear/hz1/c", "r2_linear/hz2/m2"} <= set(record)
-
-
-@pytest.mark.slow
-def test_a_decaying_schedule_resumes_bitwise_and_keeps_its_horizon(tiny, tmp_path):
-    cfg = replace(tiny, lr_schedule="warmup_cosine", warmup_steps=5, train_steps=30, log_steps=10)
-    full = train.fit(cfg, tmp_path / "full", progress=False)
-
-    def interrupt_at_20(state):  # after step 20's checkpoint is written
-        if int(state.step) == 20:
-            raise KeyboardInterrupt
-        return {}
-
-    with pytest.raises(KeyboardInterrupt):
-        train.fit(cfg, tmp_path / "split", monitor=interrupt_at_20, progress=False)
-    resumed = train.fit(cfg, tmp_path / "split", progress=False)
-    chex.assert_trees_all_equal(full, resumed)
-    with pytest.raises(rundir.RunDirError, match="warmup_cosine schedule, which ends at train_steps=30"):
-        train.fit(replace(cfg, train_steps=60), tmp_path / "split", progress=False)
-    constant = replace(tiny, train_steps=10)
-    train.fit(constant, tmp_path / "constant", progress=False)
-    assert int(train.fit(replace(constant, train_steps=20), tmp_path / "constant", progress=False).step) == 20
-
-
-@pytest.mark.slow
-def test_fit_equals_the_pure_train_function(tiny, tmp_path):
-    fitted = train.fit(tiny, tmp_path / "run", progress=False)
-    pure, _ = jax.jit(train.make_train(tiny))(jax.random.PRNGKey(tiny.seed))
-    chex.assert_trees_all_close(fitted.params, pure.params, rtol=1e-5, atol=1e-6)
 
 
 def test_fit_compiles_one_program_per_chunk_length(tiny, tmp_path, monkeypatch):
@@ -112,16 +53,6 @@ def test_fit_refuses_a_run_dir_with_other_settings(tiny, tmp_path):
     with pytest.raises(rundir.RunDirError, match="batch_size=32"):
         train.fit(replace(tiny, batch_size=64), tmp_path, progress=False)
     assert (tmp_path / rundir.CONFIG).read_text() == before
-
-
-@pytest.mark.slow
-def test_vmapping_over_learning_rates_matches_separate_configs(tiny):
-    train_fn = train.make_train(tiny)
-    lrs = jnp.array([1e-3, 3e-3])
-    hp = jax.vmap(lambda lr: hyper(tiny)._replace(lr=lr))(lrs)
-    batched, _ = jax.jit(jax.vmap(train_fn, in_axes=(None, 0)))(jax.random.PRNGKey(0), hp)
-    single, _ = jax.jit(train.make_train(replace(tiny, lr=3e-3)))(jax.random.PRNGKey(0))
-    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], batched.params), single.params, rtol=2e-4, atol=2e-5)
 
 
 def test_random_streams_are_distinct_and_each_seed_probes_with_its_own_keys():
