@@ -145,7 +145,6 @@ class Progress:
             s = self.state[name]
             s["from"] += n
             s["done"] += n
-            s["start"] = self.clock()
             if self.bar:
                 self.bar.update(self.tasks[name], advance=n)
 

@@ -35,7 +35,7 @@ def test_a_projection_over_an_hour_on_a_cpu_warns_in_one_line():
 
 def test_resumed_work_moves_the_bar_not_the_speed_and_finish_shows_the_totals():
     out = io.StringIO()
-    bars = Progress({"seed-steps": 8000, "runs probed": 4}, stream=out, clock=iter([0, 0, 10, 20, 20]).__next__)
+    bars = Progress({"seed-steps": 8000, "runs probed": 4}, stream=out, clock=iter([0, 10, 20, 20]).__next__)
     bars.skip("seed-steps", 7200)  # resumed at step 7200
     bars.advance("seed-steps", 400)
     assert lines(out)[0] == "seed-steps: projected 10 s to finish (400/800 in 10 s)"
