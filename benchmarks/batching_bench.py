@@ -110,15 +110,15 @@ def print_rows(rows: list[dict]) -> None:
             if "skipped" in r
             else {
                 "R": str(r["runs"]),
-                "compile s map": f"{r['map']['compile_s']:.2f}",
-                "vmap": f"{r['vmap']['compile_s']:.2f}",
-                "run-steps/s map": f"{r['map']['run_steps_per_s']:.1f}",
-                " vmap": f"{r['vmap']['run_steps_per_s']:.1f}",
+                "compile s (map)": f"{r['map']['compile_s']:.2f}",
+                "compile s (vmap)": f"{r['vmap']['compile_s']:.2f}",
+                "run-steps/s (map)": f"{r['map']['run_steps_per_s']:.1f}",
+                "run-steps/s (vmap)": f"{r['vmap']['run_steps_per_s']:.1f}",
                 "map/vmap": f"{r['map_over_vmap']:.2f}",
-                "spread map": f"{r['map']['timing']['rel_spread']:.1%}",
-                "  vmap": f"{r['vmap']['timing']['rel_spread']:.1%}",
-                "= alone map": str(r["map"]["equal_alone"]),
-                "   vmap": str(r["vmap"]["equal_alone"]),
+                "spread (map)": f"{r['map']['timing']['rel_spread']:.1%}",
+                "spread (vmap)": f"{r['vmap']['timing']['rel_spread']:.1%}",
+                "bitwise = alone (map)": str(r["map"]["equal_alone"]),
+                "bitwise = alone (vmap)": str(r["vmap"]["equal_alone"]),
                 "other": fmt(r["other_cpu"], ".0%"),
             }
             for r in rows

@@ -429,7 +429,7 @@ def test_sweep_command_writes_tables_and_resumes(tmp_path, monkeypatch, capsys, 
         "loss.png",
     }
     lines = (out / "results.csv").read_text().splitlines()
-    assert lines[0] == "seed,subset,view,latent,content,r2_linear,r2_nonlinear,val_loss"
+    assert lines[0] == "seed,subset,view,latent,content,coords,r2_linear,r2_nonlinear,val_loss"
     assert len(lines) == 1 + 2 * (2 + 2 + 2 + 3) * 3  # seeds x (group, view) pairs x latents
     identity = json.loads((out / "sweep.json").read_text())
     assert identity["experiment"] == "multiview"

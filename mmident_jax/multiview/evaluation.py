@@ -42,18 +42,6 @@ PROTOCOLS = ("heldout", "yao")
 PROBES = ("linear", "kernel", "mlp")  # "mlp": scikit-learn's MLPRegressor(max_iter=5000), Yao et al.'s probe
 MLP_MAX_ITER = 5000
 TEST_FRACTION = 0.25  # the "yao" protocol's split, scikit-learn's train_test_split default
-COLUMNS = (
-    "subset",
-    "view",
-    "latent",
-    "content",
-    "coords",
-    "r2_linear",
-    "r2_nonlinear",
-    "r2_linear_std",
-    "r2_nonlinear_std",
-    "val_loss",
-)
 
 
 def targets(batch: Sample) -> jax.Array:
