@@ -103,7 +103,7 @@ def test_each_style_dimension_changes_with_probability_p_chg(p):
     np.testing.assert_array_equal(z1[:, :5], z2[:, :5])
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(nc=st.integers(1, 4), ns=st.integers(0, 4), nm=st.integers(0, 4), dep=st.booleans(), causal=st.booleans())
 def test_views_and_split_views_round_trip_for_any_block_sizes(nc, ns, nm, dep, causal):
     cfg = Config(content_n=nc, style_n=ns, modality_n=nm, statistical_dependence=dep, content_dependent_style=causal)

@@ -14,10 +14,10 @@ seeds vmapped; steps dispatched one at a time, see `experiment`).
 Example, a few steps of a tiny run:
     >>> import jax
     >>> from mmident_jax import core
-    >>> cfg = ImgTxtConfig(image_encoder="cnn", image_size=32, batch_size=16, train_steps=3)
+    >>> cfg = ImgTxtConfig(image_encoder="cnn", image_size=16, batch_size=8, train_steps=2)
     >>> state, losses = jax.jit(core.make_train(experiment(cfg)))(jax.random.PRNGKey(0), ())
     >>> losses.shape, int(state.step)
-    ((3,), 3)
+    ((2,), 2)
 """
 
 from __future__ import annotations
