@@ -42,43 +42,23 @@ def _on_cpu() -> bool:
 
 
 class Progress:
-    """Named bars (name -> total), each with a free-text `info` field.
-
-    `enabled=False` makes every call a no-op; `plain` (default: standard error is not a
-    terminal) prints lines instead of drawing bars; `completed` starts bars part-way.
-    """
+    """Named bars (name -> total), each with a free-text `info` field; `enabled=False` makes
+    every call a no-op. On a terminal `stream` (standard error by default) rich draws them,
+    otherwise they print lines."""
 
     def __init__(
-        self,
-        totals: dict[str, int],
-        *,
-        enabled: bool = True,
-        completed: dict[str, int] | None = None,
-        plain: bool | None = None,
-        every: float = 30.0,
-        stream=None,
-        clock=time.monotonic,
+        self, totals: dict[str, int], *, enabled: bool = True, every: float = 30.0, stream=None, clock=time.monotonic
     ):
-        self.stream, self.clock, self.every = stream or sys.stderr, clock, every
-        self.enabled = enabled
+        self.stream, self.clock, self.every, self.enabled = stream or sys.stderr, clock, every, enabled
         self.bar, self.tasks = None, {}
-        completed = completed or {}
+        # per bar: units done, units skipped (done before this run: not part of its speed), info, last line printed
         self.state = {
-            name: {
-                "total": total,
-                "done": completed.get(name, 0),
-                "info": "",
-                "start": None,
-                "from": completed.get(name, 0),
-                "printed": None,
-                "projected": False,
-            }
+            name: {"total": total, "done": 0, "from": 0, "info": "", "printed": None, "projected": False}
             for name, total in totals.items()
         }
         if not enabled:
             return
-        self.plain = not self.stream.isatty() if plain is None else plain
-        if not self.plain:
+        if self.stream.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             from rich.progress import Progress as Bars
 
@@ -90,14 +70,9 @@ class Progress:
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[info]}"),
             )
-            self.tasks = {
-                name: self.bar.add_task(name, total=total, completed=completed.get(name, 0), info="")
-                for name, total in totals.items()
-            }
+            self.tasks = {name: self.bar.add_task(name, total=total, info="") for name, total in totals.items()}
             self.bar.start()
-        now = self.clock()
-        for s in self.state.values():
-            s["start"] = now
+        self.start = self.clock()
 
     def _say(self, line: str) -> None:
         if self.bar:
@@ -113,7 +88,7 @@ class Progress:
         s["done"] = min(s["done"] + n, s["total"])
         s["info"] = s["info"] if info is None else info
         now = self.clock()
-        elapsed, moved = now - s["start"], s["done"] - s["from"]
+        elapsed, moved = now - self.start, s["done"] - s["from"]
         left = (s["total"] - s["done"]) * elapsed / moved if moved > 0 else None
         if n > 0 and not s["projected"] and s["done"] < s["total"]:
             s["projected"] = True
