@@ -404,6 +404,14 @@ def parse_blocks(text: str) -> dict[str, tuple[int, int]]:
     return blocks
 
 
+def _latents(path, blocks: str | None, flag: str) -> dict[str, np.ndarray]:
+    """The named latent blocks of a file (`load_latents`), cut by `--blocks` when given."""
+    latents = load_latents(path)
+    if blocks is not None and isinstance(latents, dict):
+        raise ScoreError(f"--blocks cuts one latents array; {flag} {path} holds {len(latents)}: {sorted(latents)}")
+    return latent_blocks(latents, None if blocks is None else parse_blocks(blocks))
+
+
 def _inputs(args) -> tuple:
     """(latents, {name: codes}, split) from the command line's files."""
     given = {"--latents": args.latents, "--codes": args.codes}
@@ -413,46 +421,31 @@ def _inputs(args) -> tuple:
         "--test-latents": args.test_latents,
         "--test-codes": args.test_codes,
     }
-    if any(v is not None for v in split_files.values()):
-        if any(v is not None for v in given.values()):
-            raise ScoreError("give either --latents and --codes, or the four --val-*/--test-* files, not both")
-        missing = [k for k, v in split_files.items() if v is None]
+    if all(v is None for v in split_files.values()):
+        missing = [k for k, v in given.items() if v is None]
         if missing:
-            raise ScoreError(f"a given split needs {', '.join(missing)} too")
-        parts = []
-        for where in ("val", "test"):
-            latents = load_latents(getattr(args, f"{where}_latents"))
-            if args.blocks is not None and isinstance(latents, dict):
-                raise ScoreError(f"--blocks cuts one latents array; --{where}-latents holds {len(latents)}")
-            parts.append(
-                (
-                    latent_blocks(latents, None if args.blocks is None else parse_blocks(args.blocks)),
-                    load_codes(getattr(args, f"{where}_codes")),
-                )
-            )
-        (z_val, h_val), (z_test, h_test) = parts
-        if len(h_val) == len(h_test) == 1:  # one array each (e.g. two .npy files): the validation file names it
-            h_test = {next(iter(h_val)): next(iter(h_test.values()))}
-        if list(z_val) != list(z_test) or list(h_val) != list(h_test):
-            raise ScoreError(
-                f"validation and test files name different arrays: latents {list(z_val)} and "
-                f"{list(z_test)}, codes {list(h_val)} and {list(h_test)}"
-            )
-        n_val = {len(v) for v in (*z_val.values(), *h_val.values())}
-        if len(n_val) > 1:
-            raise ScoreError(f"the validation files have different numbers of samples: {sorted(n_val)}")
-        n, m = n_val.pop(), len(next(iter(z_test.values())))
-        both = lambda a, b: {k: np.concatenate([_matrix(a[k], k), _matrix(b[k], k)]) for k in a}
-        return both(z_val, z_test), both(h_val, h_test), (np.arange(n), np.arange(n, n + m))
-    missing = [k for k, v in given.items() if v is None]
+            raise ScoreError(f"{' and '.join(missing)} required (or the four --val-*/--test-* files)")
+        return _latents(args.latents, args.blocks, "--latents"), load_codes(args.codes), None
+    if any(v is not None for v in given.values()):
+        raise ScoreError("give either --latents and --codes, or the four --val-*/--test-* files, not both")
+    missing = [k for k, v in split_files.items() if v is None]
     if missing:
-        raise ScoreError(f"{' and '.join(missing)} required (or the four --val-*/--test-* files)")
-    latents = load_latents(args.latents)
-    if args.blocks is not None:
-        if isinstance(latents, dict):
-            raise ScoreError(f"--blocks cuts one latents array; {args.latents} holds {len(latents)}: {sorted(latents)}")
-        latents = latent_blocks(latents, parse_blocks(args.blocks))
-    return latents, load_codes(args.codes), None
+        raise ScoreError(f"a given split needs {', '.join(missing)} too")
+    z_val, z_test = (_latents(split_files[f"--{w}-latents"], args.blocks, f"--{w}-latents") for w in ("val", "test"))
+    h_val, h_test = (load_codes(split_files[f"--{w}-codes"]) for w in ("val", "test"))
+    if len(h_val) == len(h_test) == 1:  # one array each (e.g. two .npy files): the validation file names it
+        h_test = {next(iter(h_val)): next(iter(h_test.values()))}
+    if list(z_val) != list(z_test) or list(h_val) != list(h_test):
+        raise ScoreError(
+            f"validation and test files name different arrays: latents {list(z_val)} and "
+            f"{list(z_test)}, codes {list(h_val)} and {list(h_test)}"
+        )
+    n_val = {len(v) for v in (*z_val.values(), *h_val.values())}
+    if len(n_val) > 1:
+        raise ScoreError(f"the validation files have different numbers of samples: {sorted(n_val)}")
+    n, m = n_val.pop(), len(next(iter(z_test.values())))
+    both = lambda a, b: {k: np.concatenate([_matrix(a[k], k), _matrix(b[k], k)]) for k in a}
+    return both(z_val, z_test), both(h_val, h_test), (np.arange(n), np.arange(n, n + m))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
