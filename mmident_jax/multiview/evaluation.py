@@ -144,16 +144,19 @@ def _yao(state, cfg, hp, probes, num_batches, batch_size, progress):
     ]
     fit, score = (np.stack(o) for o in zip(*((o[n_test:], o[:n_test]) for o in orders)))
     rows = lambda a, idx: np.take_along_axis(a, idx[..., None], axis=1)
+
+    def standardized(h):  # over every batch, as their StandardScaler on the concatenation
+        flat = np.asarray(h).reshape(-1, h.shape[-1])
+        return np.asarray(P.standardize_apply(flat, *P.standardize_fit(flat))).reshape(h.shape)
+
+    hs = [standardized(h) for h in hs]
     out = {}
     for g, group in enumerate(cfg.views.plan):
         for v, k in enumerate(group.views):
             if progress:
                 progress(f"group {{{','.join(map(str, group.views))}}}, view {k}: {', '.join(probes)} probes")
-            h = np.asarray(hs[k]).reshape(-1, hs[k].shape[-1])
-            mean, std = P.standardize_fit(h)
-            h = np.asarray(P.standardize_apply(h, mean, std)).reshape(hs[k].shape)
             picked = np.asarray(coords[g][v])
-            x = np.take_along_axis(h, picked[:, None, :], axis=2)
+            x = np.take_along_axis(hs[k], picked[:, None, :], axis=2)
             key = jax.random.fold_in(core.stream(state.key, "probes"), 1 + len(out))
             got = _probe(probes, rows(x, fit), rows(ys, fit), rows(x, score), rows(ys, score), key)
             stats = {name: (np.mean(r, axis=0).tolist(), np.std(r, axis=0).tolist()) for name, r in got.items()}
