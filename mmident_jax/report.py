@@ -32,6 +32,19 @@ MISSING = "matplotlib is not installed: pip install 'mmident-jax[plot]'"
 TABLE_LABELS = ("mechanism", "p_chg", "statistical", "causal")
 
 
+def settings_line(facts: dict[str, str], preset: dict[str, str]) -> str:
+    """How a table was made, for under its title: each fact, marked where it differs from the
+    same fact of its preset.
+
+    >>> settings_line({"seeds": "2", "steps": "400"}, {"seeds": "3", "steps": "400"})
+    'Settings: seeds 2 (**the preset: 3**); steps 400.'
+    """
+    marked = (
+        f"{k} {v}" + (f" (**the preset: {preset[k]}**)" if preset.get(k, v) != v else "") for k, v in facts.items()
+    )
+    return "Settings: " + "; ".join(marked) + "."
+
+
 def count(n: int, noun: str) -> str:
     """`1 seed`, `3 seeds`."""
     return f"{n} {noun}" + ("" if n == 1 else "es" if noun.endswith("ch") else "s")

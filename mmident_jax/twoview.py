@@ -90,13 +90,8 @@ def about(name: str, preset: SweepPreset) -> str:
             "probes": ", ".join(p.nonlinear_probe if x == "kernel" else x for x in p.probes),
         }
 
-    mine = facts(preset)
-    base = facts(presets.sweep_preset(name)) if ("sweep", name) in presets.REGISTRY else mine
-    return (
-        "Settings: "
-        + "; ".join(f"{k} {v}" + (f" (**the preset: {base[k]}**)" if base[k] != v else "") for k, v in mine.items())
-        + "."
-    )
+    registered = ("sweep", name) in presets.REGISTRY
+    return report.settings_line(facts(preset), facts(presets.sweep_preset(name)) if registered else {})
 
 
 def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -> list[str]:

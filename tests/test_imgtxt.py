@@ -45,6 +45,16 @@ def test_fit_resumes_to_the_uninterrupted_run(tmp_path):
     chex.assert_trees_all_close(whole.params, scanned.params, rtol=1e-3, atol=5e-5)  # host-stepped = scanned
 
 
+def test_a_sweeps_table_says_what_differs_from_its_preset():
+    from mmident_jax import presets
+
+    preset = presets.get("imgtxt sweep", "imgtxt-quick")
+    assert imgtxt.about("imgtxt-quick", preset, 2, 500) == (
+        "Settings: seeds 2 (**the preset: 1**); steps 500 (**the preset: 3,000**); batch 128; encoding sizes 4, 8; "
+        "images cnn on 32×32; evaluation 2048 + 2048 pairs."
+    )
+
+
 def test_config_is_validated():
     with pytest.raises(ConfigError, match="image_encoder must be one of"):
         replace(TINY, image_encoder="vit")

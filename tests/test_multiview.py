@@ -315,6 +315,17 @@ def test_the_multiview_preset_is_yao_et_als_joint_loss_on_fixed_codes():
     np.testing.assert_allclose(np.array(got), want, rtol=2e-5)
 
 
+def test_results_say_what_differs_from_their_preset():
+    preset = presets.get("multiview", "multiview-yao-quick")
+    assert experiment.about("multiview-yao-quick", preset) == (
+        "Settings: seeds 3; steps 5,000; batch 256; objective joint; selection ground_truth; evaluation yao "
+        "(10 batches of 4096, each split 75/25); probes linear, mlp."
+    )
+    short = experiment.about("multiview-yao-quick", preset.with_overrides(train_steps=400, protocol="heldout"))
+    assert "steps 400 (**the preset: 5,000**)" in short
+    assert "evaluation heldout (4096 validation and as many test samples) (**the preset: yao (10 batches" in short
+
+
 def test_topk_gumbel_draws_k_coordinates_as_yao_et_al():
     """Separated logits: always the top k; equal logits: each coordinate with probability k/d."""
     logits = jnp.array([3.0, -30.0, 40.0, 30.0, -30.0, 35.0])

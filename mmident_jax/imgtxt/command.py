@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
             out, sweep.identity(args.preset, study, seeds, experiment="imgtxt", train_steps=args.train_steps)
         )
         rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
-        for skipped in experiment.write_results(out, args.preset, rows, preset, seeds):
+        for skipped in experiment.write_results(out, args.preset, rows, preset, seeds, args.train_steps):
             print(f"skipped {skipped}", file=sys.stderr)
         print((out / "results.md").read_text())
     else:
@@ -130,4 +130,7 @@ def report(out, identity: dict) -> list[str]:
 
     preset = presets.get("imgtxt sweep", identity["preset"])
     study = experiment.study(preset, identity["seeds"], identity.get("train_steps"))
-    return experiment.write_results(out, identity["preset"], sweep.stored_rows(out, study), preset, identity["seeds"])
+    rows = sweep.stored_rows(out, study)
+    return experiment.write_results(
+        out, identity["preset"], rows, preset, identity["seeds"], identity.get("train_steps")
+    )

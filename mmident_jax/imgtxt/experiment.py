@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mmident_jax import core, driver, losses, optim, report, rundir, sweep
+from mmident_jax import core, driver, losses, optim, presets, report, rundir, sweep
 from mmident_jax import probes as P
 from mmident_jax.core import stream
 from mmident_jax.imgtxt import scenes, sentences
@@ -239,11 +239,13 @@ def study(preset: ImgTxtSweep, seeds: int | None = None, train_steps: int | None
     )
 
 
-def to_markdown(name: str, rows: list[dict], seeds: int) -> str:
-    """Per encoding size: each factor's score from image and text codes (accuracy or R²), chance beside."""
+def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "") -> str:
+    """Per encoding size: each factor's score from image and text codes (accuracy or R²), chance beside;
+    `about`, a paragraph under the title, says how the numbers were made."""
     lines = [
         f"# {name}",
         "",
+        *([about, ""] if about else []),
         "Discrete factors: accuracy of an MLP classifier (chance = 1/classes); "
         f"continuous factors: kernel-ridge R². Mean ± std over {seeds} seed(s).",
         "",
@@ -316,9 +318,31 @@ def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> b
     return True
 
 
-def write_results(out: Path, name: str, rows: list[dict], preset: ImgTxtSweep, seeds: int) -> list[str]:
-    """results.csv, results.md, results.png and samples.png; returns what could not be written."""
+def about(name: str, preset: ImgTxtSweep, seeds: int, train_steps: int | None) -> str:
+    """How a sweep's tables were made: seeds, steps, batch, encoding sizes, images, probe pairs,
+    each marked where it differs from the registered sweep preset `name`."""
+
+    def facts(p: ImgTxtSweep, seeds: int, train_steps: int | None) -> dict:
+        cfg = p.base
+        return {
+            "seeds": str(seeds),
+            "steps": f"{train_steps or cfg.train_steps:,}",
+            "batch": str(cfg.batch_size),
+            "encoding sizes": ", ".join(map(str, p.sizes)),
+            "images": f"{cfg.image_encoder} on {cfg.image_size}×{cfg.image_size}",
+            "evaluation": f"{cfg.eval_size} + {cfg.eval_size} pairs",
+        }
+
+    registered = presets.REGISTRY.get(("imgtxt sweep", name))
+    base = facts(registered.value, registered.value.seeds, None) if registered else {}
+    return report.settings_line(facts(preset, seeds, train_steps), base)
+
+
+def write_results(
+    out: Path, name: str, rows: list[dict], preset: ImgTxtSweep, seeds: int, train_steps: int | None = None
+) -> list[str]:
+    """results.csv, results.md (headed by `about`), results.png and samples.png; returns what could not be written."""
     report.write_text(out / "results.csv", report.csv_text(rows, COLUMNS))
-    report.write_text(out / "results.md", to_markdown(name, rows, seeds))
+    report.write_text(out / "results.md", to_markdown(name, rows, seeds, about(name, preset, seeds, train_steps)))
     drawn = save_figure(out / "results.png", name, rows) and save_samples(out / "samples.png", preset.base)
     return [] if drawn else [f"results.png, samples.png ({report.MISSING})"]

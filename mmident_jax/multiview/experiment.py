@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmident_jax import report, rundir, sweep
+from mmident_jax import presets, report, rundir, sweep
 from mmident_jax.config import Hyper, hyper, replace
 from mmident_jax.multiview import tables
 from mmident_jax.multiview.evaluation import evaluate
@@ -78,20 +78,28 @@ def nonlinear_probe(preset: Preset) -> str:
     return "MLP" if "mlp" in preset.probes else "kernel ridge"
 
 
-def about(preset: Preset) -> str:
+def about(name: str, preset: Preset) -> str:
     """How a results table was made: seeds, steps, batch, objective, selection, evaluation protocol,
-    sizes and probes."""
-    cfg = preset.cfg
-    how = (
-        f"{count(preset.eval_batches, 'batch')} of {preset.eval_batch_size}, each split 75/25"
-        if preset.protocol == "yao"
-        else f"{preset.eval_batches * preset.eval_batch_size} validation and as many test samples"
-    )
-    return (
-        f"Settings: seeds {preset.seeds}; steps {cfg.train_steps:,}; batch {cfg.batch_size}; objective "
-        f"{cfg.objective}; selection {cfg.views.selection}; evaluation {preset.protocol} ({how}); probes "
-        f"{', '.join(preset.probes)}."
-    )
+    sizes and probes, each marked where it differs from the registered preset `name`."""
+
+    def facts(p: Preset) -> dict:
+        how = (
+            f"{count(p.eval_batches, 'batch')} of {p.eval_batch_size}, each split 75/25"
+            if p.protocol == "yao"
+            else f"{p.eval_batches * p.eval_batch_size} validation and as many test samples"
+        )
+        return {
+            "seeds": str(p.seeds),
+            "steps": f"{p.cfg.train_steps:,}",
+            "batch": str(p.cfg.batch_size),
+            "objective": p.cfg.objective,
+            "selection": p.cfg.views.selection,
+            "evaluation": f"{p.protocol} ({how})",
+            "probes": ", ".join(p.probes),
+        }
+
+    registered = ("multiview", name) in presets.REGISTRY
+    return report.settings_line(facts(preset), facts(presets.get("multiview", name)) if registered else {})
 
 
 def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> list[str]:
@@ -101,7 +109,7 @@ def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> lis
     diverged = sweep.diverged_runs(rows, ())
     rundir.write_atomic(out / "results.csv", tables.to_csv(rows).encode())
     markdown = tables.to_markdown(
-        name, healthy, preset.seeds - len(diverged), nonlinear=nonlinear_probe(preset), about=about(preset)
+        name, healthy, preset.seeds - len(diverged), nonlinear=nonlinear_probe(preset), about=about(name, preset)
     )
     rundir.write_atomic(
         out / "results.md",
