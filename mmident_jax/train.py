@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from mmident_jax import core, driver, encoders, latents, losses, mixing, optim
-from mmident_jax.config import Config, Hyper, hyper
+from mmident_jax.config import Config, Hyper, hyper, replace
 from mmident_jax.core import TrainState, stream
 
 
@@ -153,7 +153,7 @@ def train_seeds(cfg: Config, seeds: int = 1, *, progress: bool = True) -> TrainS
     from mmident_jax import engine
     from mmident_jax.progress import Progress
 
-    keys = np.stack([np.asarray(jax.random.PRNGKey(cfg.seed + i)) for i in range(seeds)])
+    keys = np.stack([driver.key(replace(cfg, seed=cfg.seed + i)) for i in range(seeds)])
     hp = jax.tree.map(lambda x: np.full((seeds,), x), hyper(cfg))
     bar = Progress({"seed-steps": cfg.train_steps * seeds}, enabled=progress)
     trained = engine.train_runs(
