@@ -1,4 +1,4 @@
-"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score`, `multiview` and `imgtxt`.
+"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score`, `multiview`, `clica` and `imgtxt`.
 
 Bad input exits with status 2 and one line naming the problem; nothing existing is
 overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from mmident_jax import presets, score
+from mmident_jax import grid, presets, score
+from mmident_jax.clica import command as clica
 from mmident_jax.config import EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config, ConfigError
 from mmident_jax.flags import Parser, add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import command as imgtxt
@@ -105,7 +106,25 @@ def build_parser() -> Parser:
 
     sweep = commands.add_parser("sweep", help="train and evaluate every setting of a preset for many seeds")
     sweep.add_argument("--out", required=True, help="directory for checkpoints and results")
-    add_preset(sweep, "sweep", True)
+    add_preset(
+        sweep,
+        "sweep",
+        True,
+        f"; with --grid or --grid-file also a run preset of train ({', '.join(presets.names('train'))}): "
+        "its config is the one setting the grid is crossed with",
+        also=("train",),
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="sweep a config field over these values (repeatable: every combination; a tuple value has ':' "
+        "between its numbers, e.g. encoder_widths=64:64,128:128:128), crossed with every setting of the preset",
+    )
+    sweep.add_argument(
+        "--grid-file", metavar="FILE", help="a sweep file (.toml or .json) mapping config fields to lists of values"
+    )
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
@@ -132,6 +151,7 @@ def build_parser() -> Parser:
     sweep.add_argument("--no-progress", action="store_true", help="no progress display")
     score.add_parser(commands)
     multiview.add_parser(commands)
+    clica.add_parser(commands)
     report = commands.add_parser("report", help="rewrite a finished sweep's tables and figures from its stored rows")
     report.add_argument("--out", required=True, help="a sweep's directory (with sweep.json)")
     imgtxt.add_parser(commands)
@@ -176,13 +196,40 @@ def _evaluate(args) -> None:
         print(f"skipped correlations.png ({MISSING})", file=sys.stderr)
 
 
+def _grid_preset(name: str, values: dict) -> presets.SweepPreset:
+    """The sweep of preset `name` crossed with the typed grid `values` (`grid.expand`): a sweep
+    preset's settings, or a train preset's config as the one setting; without a grid, the sweep
+    preset itself (a train preset is refused)."""
+    import dataclasses
+
+    if ("sweep", name) in presets.REGISTRY:
+        base = presets.sweep_preset(name)
+    elif values:
+        base = presets.SweepPreset((presets.Setting(presets.get("train", name), ()),), labels=())
+    else:
+        raise ConfigError(f"{name} is a run preset of mmident-jax train: sweeping it needs --grid or --grid-file")
+    if not values:
+        return base
+    settings = grid.expand([(s.cfg, s.label) for s in base.settings], values)
+    return dataclasses.replace(
+        base,
+        settings=tuple(presets.Setting(cfg, labels) for cfg, labels in settings),
+        labels=(*base.labels, *grid.columns(values)),
+        report="grid",
+    )
+
+
 def _sweep(args) -> None:
     from pathlib import Path
 
     positive(args, "seeds", "train_steps", "num_eval_batches", "eval_size")
     if args.eval_size is not None and args.eval_size < 6:
         raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
-    preset = presets.sweep_preset(args.preset).with_overrides(
+    from_file = grid.read_file(args.grid_file) if args.grid_file else {}
+    values = grid.typed(Config, grid.merge(grid.parse(args.grid), from_file))
+    if args.train_steps is not None and "train_steps" in values:
+        raise ConfigError("train_steps is a field of the grid: drop --train-steps")
+    preset = _grid_preset(args.preset, values).with_overrides(
         seeds=args.seeds,
         train_steps=args.train_steps,
         num_eval_batches=args.num_eval_batches,
@@ -195,16 +242,28 @@ def _sweep(args) -> None:
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
     from mmident_jax import rundir, sweep, twoview
     from mmident_jax.core import TrainingDiverged
+    from mmident_jax.report import count
 
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     out, study = Path(args.out), twoview.study(preset)
+    recorded = {"grid": values} if values else {}  # a grid sweep's report rebuilds its settings from it
     rundir.prepare_out(
-        out, sweep.identity(args.preset, study, preset.seeds, experiment="twoview", train_steps=args.train_steps)
+        out,
+        sweep.identity(
+            args.preset, study, preset.seeds, experiment="twoview", train_steps=args.train_steps, **recorded
+        ),
     )
-    rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     import jax
 
+    if jax.process_index() == 0:
+        programs = grid.programs([s.cfg for s in preset.settings], twoview.program_key)
+        print(
+            f"{count(len(preset.settings), 'setting')} × {count(preset.seeds, 'seed')} "
+            f"in {count(programs, 'compiled program')}",
+            file=sys.stderr,
+        )
+    rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     if jax.process_index() == 0:
         for skipped in twoview.write_results(out, args.preset, rows, preset):
             print(f"skipped {skipped}", file=sys.stderr)
@@ -217,14 +276,29 @@ def _sweep(args) -> None:
 
 
 def _report_twoview(out, identity: dict) -> list[str]:
+    """The tables of a two-view sweep, with its settings (and grid) from sweep.json and its
+    evaluation settings from the rows it stored (for the settings line)."""
+    import json
+
     from mmident_jax import sweep, twoview
 
     name = identity["preset"]
-    preset = presets.sweep_preset(name).with_overrides(seeds=identity["seeds"], train_steps=identity.get("train_steps"))
+    preset = _grid_preset(name, grid.typed(Config, identity.get("grid", {})))
+    preset = preset.with_overrides(seeds=identity["seeds"], train_steps=identity.get("train_steps"))
+    try:
+        evaluation = json.loads((out / "group0.json").read_text())["evaluation"]
+        preset = preset.with_overrides(
+            num_eval_batches=evaluation["num_eval_batches"],
+            eval_size=evaluation["eval_batch_size"],
+            nonlinear_probe=evaluation["nonlinear_probe"],
+            metrics=evaluation["metrics"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no finished group: `stored_rows` says so
     return twoview.write_results(out, name, sweep.stored_rows(out, twoview.study(preset)), preset)
 
 
-REPORTS = {"twoview": _report_twoview, "multiview": multiview.report, "imgtxt": imgtxt.report}
+REPORTS = {"twoview": _report_twoview, "multiview": multiview.report, "imgtxt": imgtxt.report, "clica": clica.report}
 
 
 def _report(args) -> None:
@@ -260,6 +334,7 @@ def main(argv=None) -> int:
             "report": _report,
             "score": score.run,
             "multiview": multiview.run,
+            "clica": clica.run,
             "imgtxt": imgtxt.run,
         }[args.command](args)
     except (ConfigError, RunDirError, DatasetError, ProbeError) as e:

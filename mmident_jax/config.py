@@ -117,7 +117,9 @@ class Mixing(Settings):
     n_mixing_layer: int = setting(3, "layers of each mixing MLP")
     mixing_init: str = setting("rejection", "mixing weights: rejection (condition-number threshold) or orthogonal")
     cond_pool: int = setting(25_000, "random matrices in the condition-number pool")
-    cond_thresh_ratio: float = setting(1e-3, "quantile of the pool's condition numbers accepted")
+    cond_thresh_ratio: float = setting(
+        1e-3, "quantile of the pool's condition numbers accepted (0: the pool's best, as cl-ica)"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +159,7 @@ def validate_parts(cfg) -> None:
     if isinstance(cfg, Mixing):
         for name in ("n_mixing_layer", "cond_pool"):
             check(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
-        check(0.0 < cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in (0, 1], got {cfg.cond_thresh_ratio}")
+        check(0.0 <= cfg.cond_thresh_ratio <= 1.0, f"cond_thresh_ratio must be in [0, 1], got {cfg.cond_thresh_ratio}")
         check(
             cfg.mixing_init in MIXING_INITS,
             f"mixing_init must be one of {', '.join(MIXING_INITS)}, got {cfg.mixing_init!r}",

@@ -46,12 +46,14 @@ def _preset_defaults(name: str, command: str) -> str:
     return ", ".join(f"{p}: {show(getattr(presets.get(command, p), name))}" for p in presets.names(command))
 
 
-def add_preset(parser: argparse.ArgumentParser, command: str, required: bool, default_help: str = "") -> None:
-    """--preset with the registry's choices for `command`, each listed with its one line."""
+def add_preset(
+    parser: argparse.ArgumentParser, command: str, required: bool, default_help: str = "", also: tuple[str, ...] = ()
+) -> None:
+    """--preset with the registry's choices for `command` (and for the commands `also`, which
+    `default_help` then explains), each of `command`'s listed with its one line."""
     about = "; ".join(f"{name}: {presets.REGISTRY[command, name].about}" for name in presets.names(command))
-    parser.add_argument(
-        "--preset", required=required, choices=presets.names(command), metavar="NAME", help=f"{about}{default_help}"
-    )
+    choices = list(dict.fromkeys(name for c in (command, *also) for name in presets.names(c)))
+    parser.add_argument("--preset", required=required, choices=choices, metavar="NAME", help=f"{about}{default_help}")
 
 
 def flag(name: str) -> str:

@@ -43,7 +43,8 @@ class SweepPreset:
     """A sweep: its settings, seeds, evaluation, and how its results are reported.
 
     `report` names the writer of results.md and the figure: "tables" (the paper's
-    tables), or an ablation's ("encoding-size", "dims", "discrete").
+    tables), an ablation's ("encoding-size", "dims", "discrete"), or "grid" (any grid of
+    settings, `report.write_grid`).
     """
 
     settings: tuple[Setting, ...]

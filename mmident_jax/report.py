@@ -252,3 +252,65 @@ def write_tables(out: Path, name: str, rows: list[dict], seeds: int) -> list[str
     """The paper's tables as results.md and their figure as results.png; returns what could not be written."""
     write_text(out / "results.md", tables_markdown(name, rows, seeds))
     return [] if tables_figure(out / "results.png", name, rows) else [f"results.png ({MISSING})"]
+
+
+# ------------------------------------------------------------------ any grid of settings
+
+
+def label_text(value) -> str:
+    """A label's table cell: floats as `:g`, booleans yes/no, anything else as text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def grid_markdown(name: str, rows: list[dict], seeds: int, labels) -> str:
+    """The layout of any grid of settings: one table per metric, a row per setting (its labels
+    first), a column per encoder x block (`own_blocks`); R² always, the identifiability metrics
+    when the rows have them."""
+    lines = [f"# {name}", ""]
+    present = {k for r in rows for k in r}
+    columns = [f"{e}: {b}" for e in ("hz1", "hz2") for b in own_blocks(e, rows)]
+    for metric, title in (t for t in TABLE_METRICS if t[0] in present):
+        body = [
+            [*(label_text(values[k]) for k in labels), *(cell(cells, c) for c in columns)]
+            for values, cells in summarise(rows, metric, labels)
+        ]
+        lines += [
+            f"## {title}, mean ± std over {count(seeds, 'seed')}",
+            "",
+            *markdown_table([*labels, *columns], body),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def grid_figure(path: Path, name: str, rows: list[dict], labels) -> bool:
+    """Bar chart of nonlinear R² of hz1's blocks per setting; False if matplotlib is missing."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    blocks = own_blocks("hz1", rows)
+    summary = summarise(rows, "r2_nonlinear", labels)
+    ticks = ["\n".join(f"{k}={label_text(s[k])}" for k in labels) for s, _ in summary]
+    longest = max((len(line) for tick in ticks for line in tick.split("\n")), default=0)
+    fig, ax = plt.subplots(figsize=(max(6, len(summary) * max(1.2, 0.07 * longest) + 1.5), 3.4 + 0.15 * len(labels)))
+    width = 0.8 / max(len(blocks), 1)
+    for j, block in enumerate(blocks):
+        means, stds = zip(*(cells.get(f"hz1: {block}", (np.nan, 0.0)) for _, cells in summary))
+        ax.bar(np.arange(len(summary)) + j * width, means, width, yerr=stds, label=block, capsize=2)
+    ax.set_xticks(np.arange(len(summary)) + 0.4 - width / 2)
+    ax.set_xticklabels(ticks, fontsize=7)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("nonlinear R² (hz1)")
+    ax.set_title(name)
+    if blocks:
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def write_grid(out: Path, name: str, rows: list[dict], seeds: int, labels) -> list[str]:
+    """A grid sweep's tables as results.md and its figure as results.png; returns what could not be written."""
+    write_text(out / "results.md", grid_markdown(name, rows, seeds, labels))
+    return [] if grid_figure(out / "results.png", name, rows, labels) else [f"results.png ({MISSING})"]

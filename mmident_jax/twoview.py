@@ -71,6 +71,7 @@ REPORTS = {
     "encoding-size": ablations.write_encoding_size,
     "dims": ablations.write_dims,
     "discrete": ablations.write_discrete,
+    "grid": report.write_grid,  # any grid of settings (`grid`): takes the preset's labels too
 }
 
 
@@ -99,7 +100,8 @@ def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -
     could not be written. results.md says under its title how it was made (`about`); diverged
     runs are listed under the tables."""
     report.write_text(out / "results.csv", report.csv_text(rows, (*preset.labels, "seed", *PROBE_COLUMNS)))
-    skipped = REPORTS[preset.report](out, name, [r for r in rows if "diverged_at" not in r], preset.seeds)
+    labels = (preset.labels,) if preset.report == "grid" else ()
+    skipped = REPORTS[preset.report](out, name, [r for r in rows if "diverged_at" not in r], preset.seeds, *labels)
     title, rest = (out / "results.md").read_text().split("\n", 1)
     diverged = sweep.diverged_runs(rows, preset.labels)
     tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""

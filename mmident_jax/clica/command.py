@@ -1,0 +1,152 @@
+"""The `clica` command: `train` and `sweep` over a preset's settings and seeds (loads no JAX until it runs).
+
+    mmident-jax clica sweep --out DIR --preset clica-quick [--seeds N] [--train-steps S]
+    mmident-jax clica sweep --out DIR --preset aninfonce-quick --grid lr=1e-3,3e-3
+
+`train` trains every run with the sweep engine (settings that differ only in per-run
+numbers share one program; all runs sharded over every device, checkpointed per chunk:
+a rerun resumes); `sweep` trains or resumes, then evaluates every run and writes
+results.csv, results.md and results.png (`experiment.run_experiment`); a diverged run
+is left out of the table and makes the command exit 1. Bad input raises `IcaError` (a
+`ConfigError`) or `rundir.RunDirError` with a one-line message, before anything is
+written. The presets are registered here (the "clica" entries of `presets.REGISTRY`).
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="mmident-jax")
+    >>> _ = add_parser(parser.add_subparsers(dest="command"))
+    >>> preset = preset_from_args(parser.parse_args(["clica", "sweep", "--out", "o", "--preset", "clica-quick"]))
+    >>> len(preset.settings), preset.seeds
+    (10, 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmident_jax import grid, presets
+from mmident_jax.clica import settings
+from mmident_jax.clica.config import ANINFONCE, ANINFONCE_QUICK, CLICA, CLICA_QUICK, IcaConfig, IcaError
+from mmident_jax.clica.settings import Preset
+
+presets.register(
+    "clica",
+    "clica",
+    Preset(settings.cl_ica_settings(CLICA)),
+    "cl-ica's numerical tables (Zimmermann et al. 2021): 17 spaces, conditionals and models, 300,003 steps each",
+)
+presets.register(
+    "clica-quick",
+    "clica",
+    Preset(settings.quick_settings(CLICA_QUICK), eval_batches=5, eval_batch_size=4096),
+    "ten of those rows at CPU scale: 3 seeds in minutes",
+)
+presets.register(
+    "aninfonce",
+    "clica",
+    Preset(settings.aninfonce_settings(ANINFONCE), eval_batch_size=1000),
+    "Rusak et al. 2024: bimodal and linearly spaced anisotropic conditionals, AnInfoNCE beside InfoNCE",
+)
+presets.register(
+    "aninfonce-quick",
+    "clica",
+    Preset(settings.aninfonce_settings(ANINFONCE_QUICK), eval_batches=5, eval_batch_size=4096),
+    "the same at CPU scale",
+)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `clica train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
+    parser = subparsers.add_parser(
+        "clica", help="cl-ica's and AnInfoNCE's experiments: one mixer, latent spaces, Lp and anisotropic InfoNCE"
+    )
+    sub = parser.add_subparsers(dest="clica_command", required=True)
+    for command, text in (
+        ("train", "train every run of a preset (resumes from --out)"),
+        ("sweep", "train (or resume) every run, evaluate R² and MCC; results.csv/.md/.png"),
+    ):
+        p = sub.add_parser(command, help=text)
+        p.add_argument("--out", required=True, help="directory for the checkpoints, curves and results")
+        p.add_argument(
+            "--preset",
+            required=True,
+            choices=presets.names("clica"),
+            metavar="NAME",
+            help="; ".join(f"{n}: {presets.REGISTRY['clica', n].about}" for n in presets.names("clica")),
+        )
+        p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
+        p.add_argument("--train-steps", type=int, help="override every setting's training steps")
+        p.add_argument(
+            "--grid",
+            action="append",
+            default=[],
+            metavar="FIELD=V1,V2,...",
+            help="cross every setting with these values of a config field (repeatable; see mmident-jax sweep)",
+        )
+        p.add_argument(
+            "--grid-file", metavar="FILE", help="a sweep file (.toml or .json): config fields to lists of values"
+        )
+        p.add_argument("--no-progress", action="store_true", help="no progress display")
+    return parser
+
+
+def grid_values(args: argparse.Namespace) -> dict:
+    """The typed grid of --grid and --grid-file (`grid`); empty without them."""
+    from_file = grid.read_file(args.grid_file) if args.grid_file else {}
+    return grid.typed(IcaConfig, grid.merge(grid.parse(args.grid), from_file))
+
+
+def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
+    """The preset with the flags' overrides and grid (`values`, default: the flags'); `IcaError` on bad input."""
+    for flag in ("seeds", "train_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise IcaError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    values = grid_values(args) if values is None else values
+    if args.train_steps is not None and "train_steps" in values:
+        raise IcaError("train_steps is a field of the grid: drop --train-steps")
+    preset = presets.get("clica", args.preset)
+    return (preset.with_grid(values) if values else preset).with_overrides(
+        seeds=args.seeds, train_steps=args.train_steps
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run `clica train` or `clica sweep`. Bad input raises (see the module doc)."""
+    from mmident_jax import rundir, sweep
+    from mmident_jax.clica.experiment import run_experiment, study
+    from mmident_jax.core import TrainingDiverged
+
+    values = grid_values(args)
+    preset = preset_from_args(args, values)
+    out = Path(args.out)
+    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
+    rundir.prepare_out(
+        out,
+        sweep.identity(
+            args.preset, study(preset), preset.seeds, experiment="clica", train_steps=args.train_steps, **recorded
+        ),
+    )
+    rows = run_experiment(
+        args.preset, preset, out, evaluate_runs=args.clica_command == "sweep", progress=not args.no_progress
+    )
+    if rows:
+        print((out / "results.md").read_text())
+    diverged = sweep.diverged_runs(rows, preset.labels)
+    if diverged:
+        raise TrainingDiverged(
+            f"{len(diverged)} run(s) diverged and were left out of the table: " + "; ".join(diverged)
+        )
+
+
+def report(out, identity: dict) -> list[str]:
+    """Rewrite a finished cl-ica / AnInfoNCE sweep's tables and figure in `out` from its stored rows."""
+    from mmident_jax import sweep
+    from mmident_jax.clica.experiment import study, write_results
+
+    args = argparse.Namespace(
+        preset=identity["preset"], seeds=identity["seeds"], train_steps=identity.get("train_steps")
+    )
+    preset = preset_from_args(args, grid.typed(IcaConfig, identity.get("grid", {})))
+    return write_results(Path(out), identity["preset"], sweep.stored_rows(Path(out), study(preset)), preset)
