@@ -14,7 +14,7 @@ Example:
 
 import importlib
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _API = {
     "Config": "config",

@@ -1,4 +1,5 @@
-"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score`, `multiview`, `clica` and `imgtxt`.
+"""The `mmident-jax` command: `train`, `evaluate`, `sweep`, `report`, `score`, `multiview`, `clica`,
+`misalign` and `imgtxt`.
 
 Bad input exits with status 2 and one line naming the problem; nothing existing is
 overwritten. Flags mirror the original PyTorch script (`--content-n`, `--lr`, ...).
@@ -16,6 +17,7 @@ from mmident_jax.clica import command as clica
 from mmident_jax.config import EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config, ConfigError
 from mmident_jax.flags import Parser, add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import command as imgtxt
+from mmident_jax.misalign import command as misalign
 from mmident_jax.multiview import command as multiview
 
 # Config fields exposed as flags (help: each field's, `config.help_of`). Booleans get --x / --no-x.
@@ -152,6 +154,7 @@ def build_parser() -> Parser:
     score.add_parser(commands)
     multiview.add_parser(commands)
     clica.add_parser(commands)
+    misalign.add_parser(commands)
     report = commands.add_parser("report", help="rewrite a finished sweep's tables and figures from its stored rows")
     report.add_argument("--out", required=True, help="a sweep's directory (with sweep.json)")
     imgtxt.add_parser(commands)
@@ -298,7 +301,13 @@ def _report_twoview(out, identity: dict) -> list[str]:
     return twoview.write_results(out, name, sweep.stored_rows(out, twoview.study(preset)), preset)
 
 
-REPORTS = {"twoview": _report_twoview, "multiview": multiview.report, "imgtxt": imgtxt.report, "clica": clica.report}
+REPORTS = {
+    "twoview": _report_twoview,
+    "multiview": multiview.report,
+    "imgtxt": imgtxt.report,
+    "clica": clica.report,
+    "misalign": misalign.report,
+}
 
 
 def _report(args) -> None:
@@ -335,6 +344,7 @@ def main(argv=None) -> int:
             "score": score.run,
             "multiview": multiview.run,
             "clica": clica.run,
+            "misalign": misalign.run,
             "imgtxt": imgtxt.run,
         }[args.command](args)
     except (ConfigError, RunDirError, DatasetError, ProbeError) as e:

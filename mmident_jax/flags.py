@@ -117,10 +117,19 @@ def _show(value) -> str:
     )
 
 
+def _preset_value(preset, name: str) -> str:
+    """A setting's value in a preset: a config's, a preset's config's, or its settings' ("varies" when they differ)."""
+    if hasattr(preset, "settings"):
+        values = list(dict.fromkeys(getattr(cfg, name) for cfg, _ in preset.settings))
+        return _show(values[0]) if len(values) == 1 else "varies"
+    return _show(getattr(getattr(preset, "cfg", preset), name))
+
+
 def settings_markdown() -> str:
     """docs/settings.md: every setting of every experiment, from the fields themselves: its
     flag (where the command line has one), its help and each preset's value."""
     from mmident_jax import cli
+    from mmident_jax.clica.config import IcaConfig
     from mmident_jax.config import Config
     from mmident_jax.imgtxt import command as imgtxt
     from mmident_jax.imgtxt.config import ImgTxtConfig
@@ -137,13 +146,9 @@ def settings_markdown() -> str:
         ("`mmident-jax train` (`config.Config`)", Config, "train", cli.TRAIN_FLAGS),
         ("`mmident-jax imgtxt train` (`imgtxt.config.ImgTxtConfig`)", ImgTxtConfig, "imgtxt train", imgtxt.FLAGS),
         ("Multi-view runs (`multiview.MultiviewConfig`, Python)", MultiviewConfig, "multiview", ()),
+        ("`mmident-jax clica` runs (`clica.config.IcaConfig`, `--grid`)", IcaConfig, "clica", ()),
     ):
         names = presets.names(command)
-        value = (
-            (lambda p, name: getattr(presets.get(command, p).cfg, name))
-            if command == "multiview"
-            else (lambda p, name: getattr(presets.get(command, p), name))
-        )
         lines += [
             f"## {title}",
             "",
@@ -155,7 +160,9 @@ def settings_markdown() -> str:
                 continue
             lines.append(
                 f"| `{field.name}` | {f'`{flag(field.name)}`' if field.name in flags else ''} | "
-                f"{help_of(kind, field.name)} | " + " | ".join(_show(value(p, field.name)) for p in names) + " |"
+                f"{help_of(kind, field.name)} | "
+                + " | ".join(_preset_value(presets.get(command, p), field.name) for p in names)
+                + " |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -169,7 +169,8 @@ def run_experiment(
     study_ = study(preset)
     groups = len(sweep.group_runs(study_))
     print(
-        f"{len(preset.settings)} settings × {preset.seeds} seeds in {count(groups, 'compiled program')}",
+        f"{count(len(preset.settings), 'setting')} × {count(preset.seeds, 'seed')} "
+        f"in {count(groups, 'compiled program')}",
         file=sys.stderr,
     )
     rows = sweep.sweep(
