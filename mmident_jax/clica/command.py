@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmident_jax import grid, presets
+from mmident_jax import flags, grid, presets
 from mmident_jax.clica import settings
 from mmident_jax.clica.config import ANINFONCE, ANINFONCE_QUICK, CLICA, CLICA_QUICK, IcaConfig, IcaError
 from mmident_jax.clica.settings import Preset
@@ -68,13 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(command, help=text)
         p.add_argument("--out", required=True, help="directory for the checkpoints, curves and results")
-        p.add_argument(
-            "--preset",
-            required=True,
-            choices=presets.names("clica"),
-            metavar="NAME",
-            help="; ".join(f"{n}: {presets.REGISTRY['clica', n].about}" for n in presets.names("clica")),
-        )
+        flags.add_preset(p, "clica", True)
         p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override every setting's training steps")
         p.add_argument(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmident_jax import presets
+from mmident_jax import flags, presets
 from mmident_jax.misalign import config as C
 from mmident_jax.misalign.config import MisalignError, Preset
 
@@ -69,13 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(command, help=text)
         p.add_argument("--out", required=True, help="directory for the checkpoints, curves and results")
-        p.add_argument(
-            "--preset",
-            required=True,
-            choices=presets.names("misalign"),
-            metavar="NAME",
-            help="; ".join(f"{n}: {presets.REGISTRY['misalign', n].about}" for n in presets.names("misalign")),
-        )
+        flags.add_preset(p, "misalign", True)
         p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override every setting's training steps")
         p.add_argument(

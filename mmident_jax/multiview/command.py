@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmident_jax import presets
+from mmident_jax import flags, presets
 from mmident_jax.multiview import structure
 from mmident_jax.multiview.structure import MultiviewError, Preset
 
@@ -70,13 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(command, help=text)
         p.add_argument("--out", required=True, help="directory for the checkpoint, curves and results")
-        p.add_argument(
-            "--preset",
-            required=True,
-            choices=presets.names("multiview"),
-            metavar="NAME",
-            help="; ".join(f"{n}: {presets.REGISTRY['multiview', n].about}" for n in presets.names("multiview")),
-        )
+        flags.add_preset(p, "multiview", True)
         p.add_argument("--seeds", type=int, help="seeds 0..N-1, vmapped in one program (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override the preset's training steps")
         p.add_argument(
