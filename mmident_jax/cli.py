@@ -15,7 +15,7 @@ import sys
 from mmident_jax import grid, presets, score
 from mmident_jax.clica import command as clica
 from mmident_jax.config import EVAL_BATCH_SIZE, IDENTIFIABILITY_METRICS, NONLINEAR_PROBES, PROBES, Config, ConfigError
-from mmident_jax.flags import Parser, add_preset, add_train_command, positive, run_config
+from mmident_jax.flags import Parser, add_grid, add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import command as imgtxt
 from mmident_jax.misalign import command as misalign
 from mmident_jax.multiview import command as multiview
@@ -116,17 +116,7 @@ def build_parser() -> Parser:
         "its config is the one setting the grid is crossed with",
         also=("train",),
     )
-    sweep.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="FIELD=V1,V2,...",
-        help="sweep a config field over these values (repeatable: every combination; a tuple value has ':' "
-        "between its numbers, e.g. encoder_widths=64:64,128:128:128), crossed with every setting of the preset",
-    )
-    sweep.add_argument(
-        "--grid-file", metavar="FILE", help="a sweep file (.toml or .json) mapping config fields to lists of values"
-    )
+    add_grid(sweep)
     sweep.add_argument("--seeds", type=int, help="seeds per setting (default: the preset's, 3)")
     sweep.add_argument("--train-steps", type=int, help="override every setting's training steps")
     sweep.add_argument("--num-eval-batches", type=int, help="evaluation batches (default: the preset's)")
@@ -228,10 +218,7 @@ def _sweep(args) -> None:
     positive(args, "seeds", "train_steps", "num_eval_batches", "eval_size")
     if args.eval_size is not None and args.eval_size < 6:
         raise ConfigError(f"--eval-size must be >= 6 (3-fold cross-validation), got {args.eval_size}")
-    from_file = grid.read_file(args.grid_file) if args.grid_file else {}
-    values = grid.typed(Config, grid.merge(grid.parse(args.grid), from_file))
-    if args.train_steps is not None and "train_steps" in values:
-        raise ConfigError("train_steps is a field of the grid: drop --train-steps")
+    values = grid.from_args(Config, args)
     preset = _grid_preset(args.preset, values).with_overrides(
         seeds=args.seeds,
         train_steps=args.train_steps,
@@ -245,7 +232,6 @@ def _sweep(args) -> None:
     check_eval_size(preset.num_eval_batches, preset.eval_batch_size, preset.probes, preset.nonlinear_probe)
     from mmident_jax import rundir, sweep, twoview
     from mmident_jax.core import TrainingDiverged
-    from mmident_jax.report import count
 
     if args.coordinator_address or args.distributed:
         sweep.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
@@ -260,12 +246,7 @@ def _sweep(args) -> None:
     import jax
 
     if jax.process_index() == 0:
-        programs = grid.programs([s.cfg for s in preset.settings], twoview.program_key)
-        print(
-            f"{count(len(preset.settings), 'setting')} × {count(preset.seeds, 'seed')} "
-            f"in {count(programs, 'compiled program')}",
-            file=sys.stderr,
-        )
+        print(sweep.plan(study, len(preset.settings), preset.seeds), file=sys.stderr)
     rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
     if jax.process_index() == 0:
         for skipped in twoview.write_results(out, args.preset, rows, preset):

@@ -56,6 +56,21 @@ def add_preset(
     parser.add_argument("--preset", required=required, choices=choices, metavar="NAME", help=f"{about}{default_help}")
 
 
+def add_grid(parser: argparse.ArgumentParser) -> None:
+    """--grid and --grid-file (`grid.from_args` reads them): config fields crossed with every setting."""
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="sweep a config field over these values (repeatable: every combination; a tuple value has ':' "
+        "between its numbers, e.g. encoder_widths=64:64,128:128:128), crossed with every setting of the preset",
+    )
+    parser.add_argument(
+        "--grid-file", metavar="FILE", help="a sweep file (.toml or .json) mapping config fields to lists of values"
+    )
+
+
 def flag(name: str) -> str:
     """The command-line flag of config field `name`: `--content-n`."""
     return "--" + name.replace("_", "-")

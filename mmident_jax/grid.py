@@ -5,7 +5,8 @@ values: `--grid style_change_prob=0.5,1 --grid encoder_widths=16:16,32` (`parse`
 value has ":" between its numbers), or a TOML or JSON file mapping each field to a list
 (`read_file`; a tuple value is a list there). `typed` types every value by its field,
 `expand` crosses settings with every combination of the grid (the first field varies
-slowest), and `programs` counts the compiled programs a sweep of them takes. Errors are
+slowest); settings that differ only in per-run numbers share a compiled program
+(`sweep.group_runs`). Errors are
 `ConfigError`s of one line naming the field. Nothing here loads JAX.
 
 Example:
@@ -16,8 +17,6 @@ Example:
     >>> settings = expand([(Config(), ())], grid)
     >>> len(settings), settings[1][1]
     (4, (('style_change_prob', 0.5), ('encoder_widths', '32')))
-    >>> programs([cfg for cfg, _ in settings], program_key=lambda cfg: cfg.encoder_widths)
-    2
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import dataclasses
 import difflib
 import itertools
 import json
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmident_jax.config import ConfigError
@@ -197,6 +196,11 @@ def expand(settings: Sequence[tuple], grid: Mapping[str, list]) -> list[tuple]:
     return expanded
 
 
-def programs(cfgs: Sequence, program_key: Callable[[object], Hashable]) -> int:
-    """How many compiled programs `cfgs` take: the number of distinct `program_key(cfg)` (`twoview.program_key`)."""
-    return len({program_key(cfg) for cfg in cfgs})
+def from_args(kind: type, args) -> dict[str, list]:
+    """The typed grid of the flags --grid and --grid-file (`flags.add_grid`); empty without them.
+    A grid that sets train_steps refuses --train-steps beside it."""
+    from_file = read_file(args.grid_file) if args.grid_file else {}
+    grid = typed(kind, merge(parse(args.grid), from_file))
+    if getattr(args, "train_steps", None) is not None and "train_steps" in grid:
+        raise ConfigError("train_steps is a field of the grid: drop --train-steps")
+    return grid

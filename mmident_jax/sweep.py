@@ -78,6 +78,14 @@ def group_runs(study: Study) -> list[tuple[Any, list[Run]]]:
     return list(groups.items())
 
 
+def plan(study: Study, settings: int, seeds: int) -> str:
+    """What a sweep trains, in one line: "6 settings × 3 seeds in 2 compiled programs"."""
+    from mmident_jax.report import count
+
+    programs = len(group_runs(study))
+    return f"{count(settings, 'setting')} × {count(seeds, 'seed')} in {count(programs, 'compiled program')}"
+
+
 def stack_runs(study: Study, runs: list[Run]) -> tuple[np.ndarray, Any]:
     """The runs' root keys and per-run numbers, stacked on a leading run axis (host arrays)."""
     keys = np.stack([np.asarray(jax.random.PRNGKey(run.seed)) for run in runs])

@@ -106,8 +106,8 @@ def test_settings_that_differ_in_per_run_numbers_share_a_program():
     values = grid.typed(Config, grid.parse(["style_change_prob=0.5,0.75", "content_n=3,5"]))
     preset = command._grid_preset("quick", values)
     assert len(preset.settings) == 4 and preset.labels == ("style_change_prob", "content_n")
-    assert grid.programs([s.cfg for s in preset.settings], twoview.program_key) == 2
     groups = sweep.group_runs(twoview.study(preset))
+    assert sweep.plan(twoview.study(preset), 4, 3) == "4 settings × 3 seeds in 2 compiled programs"
     assert [sorted({run.labels for run in runs}) for _, runs in groups] == [
         [(("style_change_prob", p), ("content_n", n)) for p in (0.5, 0.75)] for n in (3, 5)
     ]
@@ -119,7 +119,7 @@ def test_settings_that_differ_in_per_run_numbers_share_a_program():
         *base.settings[0].label,
         ("content_n", 5),
     )
-    programs = lambda p: grid.programs([s.cfg for s in p.settings], twoview.program_key)
+    programs = lambda p: len(sweep.group_runs(twoview.study(p)))
     assert programs(table) == 2 * programs(base)
 
 

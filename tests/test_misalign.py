@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmident_jax import core, engine, losses, mixing, presets, sweep
-from mmident_jax.config import help_of, hyper, replace
+from mmident_jax.config import ConfigError, help_of, hyper, replace
 from mmident_jax.misalign import command, experiment
 from mmident_jax.misalign import model as M
 from mmident_jax.misalign.config import MisalignConfig, MisalignError, Preset, Roles, role_of, roles, sweep_settings
@@ -274,3 +274,28 @@ def test_tables_put_the_common_setting_in_both_series_and_italicise_misaligned_f
     assert "steps 7 (**the preset: 5,000**)" in md and "probes linear, mlp (**the preset: linear**)" in md
     assert (tmp_path / "results.png").stat().st_size > 0
     assert (tmp_path / "results.csv").read_text().count("\n") == 1 + len(rows)
+
+
+def test_a_grid_crosses_every_setting_shares_programs_and_titles_its_tables(tmp_path, monkeypatch):
+    monkeypatch.setitem(presets.REGISTRY, ("misalign", "tiny"), presets.Preset("misalign", TINY_PRESET, "a test"))
+    preset = command.preset_from_args(parse("sweep", "--out", "o", "--preset", "tiny", "--grid", "lr=1e-3,3e-3"))
+    assert preset.labels == ("latents", "selected", "perturbed", "lr")
+    assert [(dict(lab)["selected"], dict(lab)["lr"]) for _, lab in preset.settings] == [
+        (2, 0.001),
+        (2, 0.003),
+        (3, 0.001),
+        (3, 0.003),
+    ]
+    assert sweep.plan(experiment.study(preset), 4, 2) == "4 settings × 2 seeds in 2 compiled programs"  # lr is a number
+    with pytest.raises(ConfigError, match="^grid field selected varies across the preset's settings already"):
+        command.preset_from_args(parse("sweep", "--out", "o", "--preset", "tiny", "--grid", "selected=0:1"))
+    out = tmp_path / "out"
+    command.run(parse("sweep", "--out", out, "--preset", "tiny", "--grid", "lr=1e-3,3e-3", "--no-progress"))
+    identity = json.loads((out / "sweep.json").read_text())
+    assert identity["grid"] == {"lr": [0.001, 0.003]}
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("latents,selected,perturbed,lr,seed,")
+    md = (out / "results.md").read_text()
+    assert "## independent latents, lr=0.003, perturbation series (I_θ = all, I_ρ = [k]): hz_t, linear R²" in md
+    assert md.count("| factor | [2] |") == 4  # 2 values of lr x 2 codes
+    (out / "results.md").unlink()
+    assert command.report(out, identity) == [] and (out / "results.md").read_text() == md

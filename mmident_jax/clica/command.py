@@ -71,24 +71,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         flags.add_preset(p, "clica", True)
         p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override every setting's training steps")
-        p.add_argument(
-            "--grid",
-            action="append",
-            default=[],
-            metavar="FIELD=V1,V2,...",
-            help="cross every setting with these values of a config field (repeatable; see mmident-jax sweep)",
-        )
-        p.add_argument(
-            "--grid-file", metavar="FILE", help="a sweep file (.toml or .json): config fields to lists of values"
-        )
+        flags.add_grid(p)
         p.add_argument("--no-progress", action="store_true", help="no progress display")
     return parser
-
-
-def grid_values(args: argparse.Namespace) -> dict:
-    """The typed grid of --grid and --grid-file (`grid`); empty without them."""
-    from_file = grid.read_file(args.grid_file) if args.grid_file else {}
-    return grid.typed(IcaConfig, grid.merge(grid.parse(args.grid), from_file))
 
 
 def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
@@ -97,9 +82,7 @@ def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Pr
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise IcaError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-    values = grid_values(args) if values is None else values
-    if args.train_steps is not None and "train_steps" in values:
-        raise IcaError("train_steps is a field of the grid: drop --train-steps")
+    values = grid.from_args(IcaConfig, args) if values is None else values
     preset = presets.get("clica", args.preset)
     return (preset.with_grid(values) if values else preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps
@@ -112,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
     from mmident_jax.clica.experiment import run_experiment, study
     from mmident_jax.core import TrainingDiverged
 
-    values = grid_values(args)
+    values = grid.from_args(IcaConfig, args)
     preset = preset_from_args(args, values)
     out = Path(args.out)
     recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it

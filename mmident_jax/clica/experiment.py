@@ -167,12 +167,7 @@ def run_experiment(
     """Train every run of `preset` in `out` (resuming), evaluate them and write the tables."""
     t0 = time.perf_counter()
     study_ = study(preset)
-    groups = len(sweep.group_runs(study_))
-    print(
-        f"{count(len(preset.settings), 'setting')} × {count(preset.seeds, 'seed')} "
-        f"in {count(groups, 'compiled program')}",
-        file=sys.stderr,
-    )
+    print(sweep.plan(study_, len(preset.settings), preset.seeds), file=sys.stderr)
     rows = sweep.sweep(
         study_, out, train_only=not evaluate_runs, progress=progress, say=lambda line: print(line, file=sys.stderr)
     )

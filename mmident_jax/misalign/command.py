@@ -2,15 +2,18 @@
 
     mmident-jax misalign train --out DIR --preset misalign-quick [--seeds N] [--train-steps S]
     mmident-jax misalign sweep --out DIR --preset misalign-quick [--seeds N] [--train-steps S] [--probes P]
+    mmident-jax misalign sweep --out DIR --preset misalign-quick --grid encoding_size=0,10
 
 `train` trains every setting x seed with the sweep engine (one program per setting, its
 seeds together, checkpointed per chunk: a rerun resumes); `sweep` trains or resumes, then
 probes both codes for every factor and writes results.csv, results.md and results.png
 (`mmident_jax.misalign.experiment.run_experiment`); a diverged run is left out of the tables
-and makes the command exit 1. `--probes linear,mlp` on a finished sweep probes its trained
-runs again with those probes (the probes are not part of the sweep's identity). Bad input
-raises `MisalignError` (a `ConfigError`) or `rundir.RunDirError` with a one-line message,
-before anything is written. Its presets are registered here (the "misalign" entries of `presets.REGISTRY`).
+and makes the command exit 1. `--grid` crosses every setting with values of config fields
+(`mmident_jax.grid`; recorded in sweep.json, so a rerun resumes). `--probes linear,mlp` on a
+finished sweep probes its trained runs again with those probes (the probes are not part of
+the sweep's identity). Bad input raises `MisalignError` (a `ConfigError`) or
+`rundir.RunDirError` with a one-line message, before anything is written. Its presets are
+registered here (the "misalign" entries of `presets.REGISTRY`).
 
 Example:
     >>> import argparse
@@ -27,9 +30,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmident_jax import flags, presets
+from mmident_jax import flags, grid, presets
 from mmident_jax.misalign import config as C
-from mmident_jax.misalign.config import MisalignError, Preset
+from mmident_jax.misalign.config import MisalignConfig, MisalignError, Preset
 
 presets.register(
     "misalign",
@@ -72,6 +75,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         flags.add_preset(p, "misalign", True)
         p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override every setting's training steps")
+        flags.add_grid(p)
         p.add_argument(
             "--probes",
             help="comma-separated subset of linear,mlp (default: the preset's); another choice evaluates the "
@@ -81,8 +85,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def preset_from_args(args: argparse.Namespace) -> Preset:
-    """The preset with the flags' overrides; `MisalignError` on bad input."""
+def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
+    """The preset with the flags' overrides and grid (`values`, default: the flags'); `MisalignError`
+    on bad input."""
     for flag in ("seeds", "train_steps"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -95,7 +100,9 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
             raise MisalignError(
                 f"--probes: unknown probe {unknown[0] if unknown else '(none)'!r}; choose from {','.join(C.PROBES)}"
             )
-    return presets.get("misalign", args.preset).with_overrides(
+    values = grid.from_args(MisalignConfig, args) if values is None else values
+    preset = presets.get("misalign", args.preset)
+    return (preset.with_grid(values) if values else preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, probes=probes
     )
 
@@ -106,18 +113,22 @@ def run(args: argparse.Namespace) -> None:
     from mmident_jax.core import TrainingDiverged
     from mmident_jax.misalign.experiment import run_experiment, study
 
-    preset = preset_from_args(args)
+    values = grid.from_args(MisalignConfig, args)
+    preset = preset_from_args(args, values)
     out = Path(args.out)
+    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
     rundir.prepare_out(
         out,
-        sweep.identity(args.preset, study(preset), preset.seeds, experiment="misalign", train_steps=args.train_steps),
+        sweep.identity(
+            args.preset, study(preset), preset.seeds, experiment="misalign", train_steps=args.train_steps, **recorded
+        ),
     )
     rows = run_experiment(
         args.preset, preset, out, evaluate_runs=args.misalign_command == "sweep", progress=not args.no_progress
     )
     if rows:
         print((out / "results.md").read_text())
-    diverged = sweep.diverged_runs(rows, C.LABELS)
+    diverged = sweep.diverged_runs(rows, preset.labels)
     if diverged:
         raise TrainingDiverged(
             f"{len(diverged)} run(s) diverged and were left out of the tables: " + "; ".join(diverged)
@@ -133,7 +144,9 @@ def report(out, identity: dict) -> list[str]:
     from mmident_jax.misalign.experiment import study, write_results
 
     evaluated = json.loads((Path(out) / "group0.json").read_text()).get("evaluation", {})
-    preset = presets.get("misalign", identity["preset"]).with_overrides(
-        seeds=identity["seeds"], train_steps=identity.get("train_steps"), probes=evaluated.get("probes")
+    args = argparse.Namespace(
+        preset=identity["preset"], seeds=identity["seeds"], train_steps=identity.get("train_steps"), probes=None
     )
+    preset = preset_from_args(args, grid.typed(MisalignConfig, identity.get("grid", {})))
+    preset = preset.with_overrides(probes=evaluated.get("probes"))
     return write_results(Path(out), identity["preset"], sweep.stored_rows(Path(out), study(preset)), preset)

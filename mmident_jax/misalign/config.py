@@ -215,6 +215,17 @@ class Preset:
         unknown = [p for p in self.probes if p not in PROBES]
         _check(not unknown, f"unknown probe {unknown[0] if unknown else ''!r}; choose from {', '.join(PROBES)}")
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label columns: `LABELS`, then a grid's."""
+        return tuple(k for k, _ in self.settings[0][1])
+
+    def with_grid(self, values: dict) -> Preset:
+        """Every setting crossed with the typed grid `values` (`grid.expand`); its fields add label columns."""
+        from mmident_jax import grid
+
+        return replace(self, settings=tuple(grid.expand(self.settings, values)))
+
     def with_overrides(self, *, seeds=None, train_steps=None, probes=None) -> Preset:
         settings = (
             self.settings

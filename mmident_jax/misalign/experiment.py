@@ -41,7 +41,7 @@ from mmident_jax.misalign.config import LABELS, MisalignConfig, Preset
 from mmident_jax.misalign.evaluation import evaluate
 from mmident_jax.misalign.model import ENCODINGS, experiment
 
-COLUMNS = (*LABELS, "seed", "encoding", "factor", "role", "r2_linear", "r2_nonlinear", "val_loss")
+COLUMNS = ("seed", "encoding", "factor", "role", "r2_linear", "r2_nonlinear", "val_loss")  # after the labels
 METRICS = (("r2_nonlinear", "MLP R²"), ("r2_linear", "linear R²"))
 
 
@@ -117,6 +117,18 @@ def cells(rows: list[dict], metric: str) -> dict[tuple, tuple[float, float, str]
     return {k: (float(np.mean(v[1:])), float(np.std(v[1:])), v[0]) for k, v in groups.items()}
 
 
+def panels(rows: list[dict], preset: Preset) -> list[tuple[str, list[dict]]]:
+    """The rows of each latent model (and grid value), in order, each with its title: "dependent
+    latents" or, with a grid, "dependent latents, lr=0.001"."""
+    grid_columns = preset.labels[len(LABELS) :]
+    key = lambda r: (r["latents"], *(r[c] for c in grid_columns))
+    out = []
+    for latents, *values in _ordered(key(r) for r in rows):
+        title = ", ".join([f"{latents} latents", *(f"{c}={v}" for c, v in zip(grid_columns, values))])
+        out.append((title, [r for r in rows if key(r) == (latents, *values)]))
+    return out
+
+
 def _semantic_n(preset: Preset) -> int:
     return preset.settings[0][0].semantic_n
 
@@ -161,8 +173,7 @@ def to_markdown(name: str, rows: list[dict], preset: Preset, seeds: int) -> str:
         "(perturbed, or omitted from the text).",
         "",
     ]
-    for latents in _ordered(r["latents"] for r in rows):
-        mine = [r for r in rows if r["latents"] == latents]
+    for panel, mine in panels(rows, preset):
         factors = _ordered(r["factor"] for r in mine)
         for metric, title in METRICS:
             if all(math.isnan(r[metric]) for r in mine):
@@ -170,13 +181,13 @@ def to_markdown(name: str, rows: list[dict], preset: Preset, seeds: int) -> str:
             means = cells(mine, metric)
             for which, settings, meaning in series(mine, n):
                 for encoding in ENCODINGS:
-                    lines += [f"## {latents} latents, {which} series ({meaning}): {encoding}, {title}", ""]
+                    lines += [f"## {panel}, {which} series ({meaning}): {encoding}, {title}", ""]
                     head = ["factor", *(column_label(which, s) for s in settings)]
                     body = []
                     for factor in factors:
                         row = [factor]
                         for s in settings:
-                            got = means.get((latents, *s, encoding, factor))
+                            got = means.get((mine[0]["latents"], *s, encoding, factor))
                             text = "–" if got is None else report.mean_std(got[0], got[1])
                             row.append(f"*{text}*" if got is not None and got[2] in ("perturbed", "omitted") else text)
                         body.append(row)
@@ -192,10 +203,9 @@ def save_heatmaps(path: Path, name: str, rows: list[dict], preset: Preset) -> bo
         return False
     metric = "r2_nonlinear" if "mlp" in preset.probes else "r2_linear"
     n = _semantic_n(preset)
-    panels = []
-    for latents in _ordered(r["latents"] for r in rows):
-        mine = [r for r in rows if r["latents"] == latents]
-        means = cells(mine, metric)
+    shown = []
+    for panel, mine in panels(rows, preset):
+        latents, means = mine[0]["latents"], cells(mine, metric)
         factors = _ordered(r["factor"] for r in mine)
         for which, settings, _ in series(mine, n):
             for encoding in ENCODINGS:
@@ -203,16 +213,16 @@ def save_heatmaps(path: Path, name: str, rows: list[dict], preset: Preset) -> bo
                     [[means.get((latents, *s, encoding, f), (np.nan,))[0] for s in settings] for f in factors]
                 )
                 labels = [column_label(which, s) for s in settings]
-                panels.append((f"{latents}, {which}: {encoding}", np.clip(grid, 0.0, 1.0), labels, factors))
-    if not panels:
+                shown.append((f"{panel}, {which}: {encoding}", np.clip(grid, 0.0, 1.0), labels, factors))
+    if not shown:
         return False
     cols = len(ENCODINGS)
-    rows_n = -(-len(panels) // cols)
-    width = max(len(p[2]) for p in panels)
+    rows_n = -(-len(shown) // cols)
+    width = max(len(p[2]) for p in shown)
     fig, axes = plt.subplots(rows_n, cols, figsize=(cols * (1.6 + 0.5 * width), rows_n * 4.2), squeeze=False)
-    for ax in axes.flat[len(panels) :]:
+    for ax in axes.flat[len(shown) :]:
         ax.axis("off")
-    for ax, (title, grid, columns, factors) in zip(axes.flat, panels):
+    for ax, (title, grid, columns, factors) in zip(axes.flat, shown):
         image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
@@ -235,8 +245,8 @@ def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> lis
     """results.csv (every run), results.md and results.png (healthy runs) in `out`; returns what
     could not be written. Diverged runs are listed under the tables."""
     healthy = [r for r in rows if "diverged_at" not in r]
-    diverged = sweep.diverged_runs(rows, LABELS)
-    rundir.write_atomic(out / "results.csv", report.csv_text(rows, COLUMNS).encode())
+    diverged = sweep.diverged_runs(rows, preset.labels)
+    rundir.write_atomic(out / "results.csv", report.csv_text(rows, (*preset.labels, *COLUMNS)).encode())
     seeds = len({r["seed"] for r in healthy}) if healthy else 0
     tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
     rundir.write_atomic(out / "results.md", (to_markdown(name, healthy, preset, seeds) + tail).encode())
@@ -252,6 +262,7 @@ def run_experiment(
     Runs already evaluated as today are neither trained nor probed again (`sweep.sweep`).
     """
     t0 = time.perf_counter()
+    print_fn(sweep.plan(study(preset), len(preset.settings), preset.seeds), file=sys.stderr)
     rows = sweep.sweep(
         study(preset),
         out,
