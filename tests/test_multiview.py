@@ -16,7 +16,16 @@ import pytest
 from mmident_jax import engine, latents, presets, stacked, sweep, train
 from mmident_jax.config import Config, hyper, replace
 from mmident_jax.evaluation import evaluate as evaluate_two_view
-from mmident_jax.multiview import MultiviewConfig, MultiviewError, Preset, Views, evaluate, experiment, from_two_view
+from mmident_jax.multiview import (
+    MultiviewConfig,
+    MultiviewError,
+    Preset,
+    Views,
+    command,
+    evaluate,
+    experiment,
+    from_two_view,
+)
 from mmident_jax.multiview import model as M
 
 
@@ -518,3 +527,22 @@ def test_the_multiview_sweep_resumes_on_another_number_of_devices(tmp_path):
     np.testing.assert_allclose(
         [r["r2_linear"] for r in resumed["rows"]], [r["r2_linear"] for r in uninterrupted["rows"]], atol=1e-4
     )
+
+
+def test_a_grid_shares_one_program_and_has_a_summary_row_per_setting_and_subset(tmp_path, monkeypatch, main):
+    preset = Preset(tiny_multiview(), seeds=2, eval_batch_size=128, probes=("linear",))
+    monkeypatch.setitem(presets.REGISTRY, ("multiview", "tiny"), presets.Preset("multiview", preset, "a test"))
+    gridded = preset.with_grid({"lr": [1e-3, 3e-3], "batch_size": [16]})
+    assert gridded.labels == ("lr",) and gridded.cfg.batch_size == 16  # one value: set, no column
+    assert [(cfg.lr, labels) for cfg, labels in gridded.settings] == [(1e-3, (("lr", 1e-3),)), (3e-3, (("lr", 3e-3),))]
+    assert sweep.plan(experiment.study(gridded), 2, 2) == "2 settings × 2 seeds in 1 compiled program"
+    out = tmp_path / "out"
+    assert main(["sweep", "--out", str(out), "--preset", "tiny", "--grid", "lr=1e-3,3e-3", "--no-progress"]) == 0
+    identity = json.loads((out / "sweep.json").read_text())
+    assert identity["grid"] == {"lr": [0.001, 0.003]} and len(identity["settings"]) == 2
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("lr,seed,subset,view,latent")
+    md = (out / "results.md").read_text()
+    assert "| lr | subset V | content C_V | content min | content mean | others max |" in md
+    assert "| 0.003 | {0,1,2} | z0 |" in md and md.count("| 0.001 | {") == 4  # one row per subset
+    (out / "results.md").unlink()
+    assert command.report(out, identity) == [] and (out / "results.md").read_text() == md

@@ -125,13 +125,13 @@ def save_figure(path: Path, name: str, rows: list[dict], labels=LABELS) -> bool:
         return False
     settings = by_setting(rows, labels)
     learned = [r for r in rows if "lambda_learned" in r]
-    fig, axes = plt.subplots(1, 2 if learned else 1, figsize=(max(6, 0.8 * len(settings)) + (4 if learned else 0), 4))
+    fig, axes = plt.subplots(1, 2 if learned else 1, figsize=(max(6, 0.9 * len(settings)) + (4 if learned else 0), 4.6))
     ax = axes[0] if learned else axes
     x = np.arange(len(settings))
     for j, (key, title) in enumerate((("r2_linear", "linear R²"), ("mcc", "MCC"))):
         values = [[r[key] for r in rs] for _, rs in settings]
         ax.bar(x + 0.4 * j, [np.mean(v) for v in values], 0.4, yerr=[np.std(v) for v in values], label=title)
-    ticks = ["\n".join(str(s[k]) for k in labels[2:]) for s, _ in settings]  # conditional, model, a grid's
+    ticks = ["\n".join([f"{s[labels[0]]}, {s[labels[1]]}", *(str(s[k]) for k in labels[2:])]) for s, _ in settings]
     ax.set_xticks(x + 0.2, ticks, fontsize=6, rotation=60)
     ax.set_ylim(0, 1.05)
     ax.set_title(name)

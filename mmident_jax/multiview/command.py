@@ -2,12 +2,15 @@
 
     mmident-jax multiview train --out DIR --preset multiview-quick [--seeds N] [--train-steps S]
     mmident-jax multiview sweep --out DIR --preset multiview-quick [--seeds N] [--train-steps S]
+    mmident-jax multiview sweep --out DIR --preset multiview-quick --grid lr=1e-3,3e-3 --grid batch_size=128,256
 
 `train` trains every seed with the sweep engine (one program, sharded over every
 device, checkpointed per chunk: a rerun resumes); `sweep` trains or resumes, then
 probes every subset and view and writes results.csv, results.md, results.png and
 loss.png (`experiment.run_experiment`); a diverged seed is left out of the tables and
-makes the command exit 1. Bad input
+makes the command exit 1. `--grid` crosses the preset's config with values of its fields
+(`mmident_jax.grid`; settings that differ only in per-run numbers share a program; recorded
+in sweep.json): the tables then have a summary row per setting and subset. Bad input
 raises `MultiviewError` (a `ConfigError`) or `rundir.RunDirError` with a one-line message,
 before anything is written; `mmident-jax`'s `main` turns them into exit status 2. Its presets are
 registered here (the "multiview" entries of `presets.REGISTRY`).
@@ -27,9 +30,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmident_jax import flags, presets
+from mmident_jax import flags, grid, presets
 from mmident_jax.multiview import structure
-from mmident_jax.multiview.structure import MultiviewError, Preset
+from mmident_jax.multiview.structure import MultiviewConfig, MultiviewError, Preset
 
 presets.register(
     "multiview",
@@ -73,6 +76,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         flags.add_preset(p, "multiview", True)
         p.add_argument("--seeds", type=int, help="seeds 0..N-1, vmapped in one program (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override the preset's training steps")
+        flags.add_grid(p)
         p.add_argument(
             "--protocol",
             choices=("yao", "heldout"),
@@ -84,13 +88,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def preset_from_args(args: argparse.Namespace) -> Preset:
-    """The preset with the flags' overrides; `MultiviewError` on bad input."""
+def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
+    """The preset with the flags' overrides and grid (`values`, default: the flags'); `MultiviewError`
+    on bad input."""
     for flag in ("seeds", "train_steps"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise MultiviewError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-    return presets.get("multiview", args.preset).with_overrides(
+    values = grid.from_args(MultiviewConfig, args) if values is None else values
+    preset = presets.get("multiview", args.preset)
+    return (preset.with_grid(values) if values else preset).with_overrides(
         seeds=args.seeds, train_steps=args.train_steps, protocol=getattr(args, "protocol", None)
     )
 
@@ -101,18 +108,22 @@ def run(args: argparse.Namespace) -> None:
     from mmident_jax.core import TrainingDiverged
     from mmident_jax.multiview.experiment import run_experiment, study
 
-    preset = preset_from_args(args)
+    values = grid.from_args(MultiviewConfig, args)
+    preset = preset_from_args(args, values)
     out = Path(args.out)
+    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
     rundir.prepare_out(
         out,
-        sweep.identity(args.preset, study(preset), preset.seeds, experiment="multiview", train_steps=args.train_steps),
+        sweep.identity(
+            args.preset, study(preset), preset.seeds, experiment="multiview", train_steps=args.train_steps, **recorded
+        ),
     )  # the protocol: groupN.json
     rows = run_experiment(
         args.preset, preset, out, evaluate_runs=args.multiview_command == "sweep", progress=not args.no_progress
     )
     if rows:
         print((out / "results.md").read_text())
-    diverged = sweep.diverged_runs(rows, ())
+    diverged = sweep.diverged_runs(rows, preset.labels)
     if diverged:
         raise TrainingDiverged(
             f"{len(diverged)} seed(s) diverged and were left out of the tables: " + "; ".join(diverged)
@@ -127,7 +138,11 @@ def report(out, identity: dict) -> list[str]:
     from mmident_jax.multiview.experiment import study, write_results
 
     evaluated = json.loads((Path(out) / "group0.json").read_text()).get("evaluation", {})
-    preset = presets.get("multiview", identity["preset"]).with_overrides(
-        seeds=identity["seeds"], train_steps=identity.get("train_steps"), protocol=evaluated.get("protocol")
+    args = argparse.Namespace(
+        preset=identity["preset"],
+        seeds=identity["seeds"],
+        train_steps=identity.get("train_steps"),
+        protocol=evaluated.get("protocol"),
     )
+    preset = preset_from_args(args, grid.typed(MultiviewConfig, identity.get("grid", {})))
     return write_results(out, identity["preset"], sweep.stored_rows(out, study(preset)), preset)

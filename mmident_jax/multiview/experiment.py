@@ -41,8 +41,8 @@ def program_key(cfg: MultiviewConfig) -> MultiviewConfig:
 
 
 def study(preset: Preset) -> sweep.Study:
-    """Seeds `cfg.seed`, `cfg.seed + 1`, ... of the preset's config; a run's rows: R² per group x view x latent."""
-    runs = [sweep.Run(preset.cfg, preset.cfg.seed + i, ()) for i in range(preset.seeds)]
+    """Seeds `cfg.seed`, `cfg.seed + 1`, ... of every setting; a run's rows: R² per group x view x latent."""
+    runs = [sweep.Run(cfg, cfg.seed + i, labels) for cfg, labels in preset.settings for i in range(preset.seeds)]
 
     def evaluate_run(state, run: sweep.Run) -> list[dict]:
         return evaluate(
@@ -104,13 +104,21 @@ def about(name: str, preset: Preset) -> str:
 
 def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> list[str]:
     """results.csv (every seed), results.md, results.png (healthy seeds) and loss.png in `out`;
-    returns what could not be written. Diverged seeds are listed under the tables."""
+    returns what could not be written. Diverged seeds are listed under the tables. With a grid:
+    a summary row per setting and subset (`tables.grid_markdown`), its heatmap, no loss.png."""
     cfg, healthy = preset.cfg, [r for r in rows if "diverged_at" not in r]
-    diverged = sweep.diverged_runs(rows, ())
-    rundir.write_atomic(out / "results.csv", tables.to_csv(rows).encode())
-    markdown = tables.to_markdown(
-        name, healthy, preset.seeds - len(diverged), nonlinear=nonlinear_probe(preset), about=about(name, preset)
-    )
+    diverged = sweep.diverged_runs(rows, preset.labels)
+    rundir.write_atomic(out / "results.csv", tables.to_csv(rows, preset.labels).encode())
+    seeds, nonlinear = len({r["seed"] for r in healthy}), nonlinear_probe(preset)
+    if preset.labels:
+        markdown = tables.grid_markdown(
+            name, healthy, preset.labels, seeds, nonlinear=nonlinear, about=about(name, preset)
+        )
+        tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
+        rundir.write_atomic(out / "results.md", (markdown + tail).encode())
+        drawn = tables.save_grid_heatmap(out / "results.png", name, healthy, preset.labels)
+        return [] if drawn else [f"results.png ({report.MISSING})"]
+    markdown = tables.to_markdown(name, healthy, seeds, nonlinear=nonlinear, about=about(name, preset))
     rundir.write_atomic(
         out / "results.md",
         (
@@ -131,14 +139,22 @@ def run_experiment(
 
     Seeds already evaluated as today are neither trained nor probed again (`sweep.sweep`).
     """
-    t0 = time.perf_counter()
+    t0, study_ = time.perf_counter(), study(preset)
+    if preset.labels:
+        print_fn(sweep.plan(study_, len(preset.settings), preset.seeds), file=sys.stderr)
     rows = sweep.sweep(
-        study(preset),
+        study_,
         out,
         train_only=not evaluate_runs,
         progress=progress,
         say=lambda line: print_fn(line, file=sys.stderr),
     )
+    if preset.labels:  # a grid: its settings' curves are in their groups' files
+        print_fn(f"{len(study_.runs)} runs in {time.perf_counter() - t0:.0f} s")
+        if evaluate_runs:
+            for skipped in write_results(out, name, rows, preset):
+                print_fn(f"skipped {skipped}", file=sys.stderr)
+        return rows if evaluate_runs else []
     curve = loss_curve(out, preset.cfg)
     final = np.nanmean(curve["points"][-1][1], axis=0)
     print_fn(

@@ -317,7 +317,8 @@ YAO_VIEWS = Views(6, YAO_SUBSETS)
 
 @dataclass(frozen=True)
 class Preset:
-    """A multi-view experiment: the run settings, seeds, and the evaluation's size and probes."""
+    """A multi-view experiment: the run settings (`cfg`, crossed with a `grid` of its fields), seeds,
+    and the evaluation's size and probes."""
 
     cfg: MultiviewConfig
     seeds: int = 3
@@ -325,6 +326,25 @@ class Preset:
     eval_batches: int = 1
     eval_batch_size: int = 4096
     probes: tuple[str, ...] = ("linear", "kernel")
+    grid: tuple[tuple[str, tuple], ...] = ()  # (field, values) pairs: `mmident_jax.grid`
+
+    @property
+    def settings(self) -> list[tuple[MultiviewConfig, tuple]]:
+        """(config, labels) of every setting: `cfg` alone, or crossed with the grid (`grid.expand`)."""
+        from mmident_jax import grid
+
+        return grid.expand([(self.cfg, ())], {name: list(values) for name, values in self.grid})
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label columns: the grid's fields."""
+        return tuple(name for name, _ in self.grid)
+
+    def with_grid(self, values: dict) -> Preset:
+        """The preset crossed with the typed grid `values` ({field: [values]}); a field of one value
+        sets it in `cfg`."""
+        cfg = replace(self.cfg, **{name: v[0] for name, v in values.items() if len(v) == 1})
+        return replace(self, cfg=cfg, grid=tuple((name, tuple(v)) for name, v in values.items() if len(v) > 1))
 
     def with_overrides(self, *, seeds=None, train_steps=None, protocol=None) -> Preset:
         cfg = self.cfg if train_steps is None else replace(self.cfg, train_steps=train_steps)

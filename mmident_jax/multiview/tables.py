@@ -34,9 +34,9 @@ COLUMNS = (
 )
 
 
-def to_csv(rows: list[dict]) -> str:
-    """One line per seed x group x view x latent."""
-    return common.csv_text(rows, [c for c in COLUMNS if any(c in r for r in rows)])
+def to_csv(rows: list[dict], labels: tuple[str, ...] = ()) -> str:
+    """One line per (setting,) seed x group x view x latent; a grid's `labels` first."""
+    return common.csv_text(rows, [*labels, *(c for c in COLUMNS if any(c in r for r in rows))])
 
 
 def _ordered(values):
@@ -130,6 +130,68 @@ def to_markdown(
             ],
         )
     return "\n".join(lines) + "\n"
+
+
+def by_setting(rows: list[dict], labels: tuple[str, ...]) -> list[tuple[tuple, list[dict]]]:
+    """The rows of each setting of a grid (its `labels` values), in order."""
+    key = lambda r: tuple(r[c] for c in labels)
+    return [(setting, [r for r in rows if key(r) == setting]) for setting in _ordered(map(key, rows))]
+
+
+def grid_markdown(
+    name: str, rows: list[dict], labels: tuple[str, ...], seeds: int, *, nonlinear: str, about: str
+) -> str:
+    """A grid's tables: per metric, a row per setting x subset V with `summary`'s columns."""
+    lines = [f"# {name}", "", about, ""]
+    for metric, title in (("r2_nonlinear", f"Nonlinear R² ({nonlinear})"), ("r2_linear", "Linear R²")):
+        if all(math.isnan(r[metric]) for r in rows):
+            continue
+        body = [
+            [
+                *map(common.label_text, setting),
+                f"{{{s['subset']}}}",
+                s["content"],
+                f"{s['content_min']:.3f}",
+                f"{s['content_mean']:.3f}",
+                "–" if math.isnan(s["other_max"]) else f"{s['other_max']:.3f}",
+            ]
+            for setting, mine in by_setting(rows, labels)
+            for s in summary(mine, metric)
+        ]
+        lines += [f"## {title}, mean over {common.count(seeds, 'seed')}", ""]
+        lines += common.markdown_table(
+            [*labels, "subset V", "content C_V", "content min", "content mean", "others max"], body
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_grid_heatmap(path: Path, name: str, rows: list[dict], labels: tuple[str, ...]) -> bool:
+    """A grid's heatmap: rows = settings, columns = subsets V, the lowest seed-mean nonlinear R² of
+    V's content. False when matplotlib is missing."""
+    plt = common.pyplot()
+    if plt is None:
+        return False
+    settings = by_setting(rows, labels)
+    subsets = _ordered(r["subset"] for r in rows)
+    lowest = {(i, s["subset"]): s["content_min"] for i, (_, mine) in enumerate(settings) for s in summary(mine)}
+    grid = np.array([[lowest.get((i, v), np.nan) for v in subsets] for i in range(len(settings))])
+    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(subsets), 1.2 + 0.35 * len(settings)))
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            colour = "black" if value > 0.6 else "white"
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(len(subsets)))
+    ax.set_xticklabels([f"{{{v}}}" for v in subsets], fontsize=7, rotation=45)
+    ax.set_yticks(range(len(settings)))
+    ax.set_yticklabels(
+        [" ".join(f"{c}={common.label_text(v)}" for c, v in zip(labels, s)) for s, _ in settings], fontsize=7
+    )
+    ax.set_title(f"{name}: lowest content R² of each subset V", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    common.save_figure(fig, path)
+    return True
 
 
 def save_heatmap(path: Path, name: str, rows: list[dict], metric: str = "r2_nonlinear") -> bool:
