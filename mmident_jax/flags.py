@@ -71,6 +71,51 @@ def add_grid(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_sweep_commands(subparsers, command: str, about: str, train: str, sweep: str, extra=None):
+    """`mmident-jax COMMAND train|sweep` (helps `train`, `sweep`) with the flags every experiment's sweep
+    takes: --out, --preset (the registry's `command` presets), --seeds, --train-steps, --grid,
+    --grid-file, the flags `extra(parser)` adds, --no-progress. Returns COMMAND's parser."""
+    parser = subparsers.add_parser(command, help=about)
+    sub = parser.add_subparsers(dest=f"{command}_command", required=True)
+    for name, text in (("train", train), ("sweep", sweep)):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--out", required=True, help="directory for the checkpoints, curves and results")
+        add_preset(p, command, True)
+        p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
+        p.add_argument("--train-steps", type=int, help="override every setting's training steps")
+        add_grid(p)
+        if extra:
+            extra(p)
+        p.add_argument("--no-progress", action="store_true", help="no progress display")
+    return parser
+
+
+def run_sweep_command(args, experiment: str, preset, values: dict, study, run_experiment) -> None:
+    """Run `mmident-jax EXPERIMENT train|sweep` of `preset` (with its grid `values`) in --out:
+    sweep.json first (`rundir.prepare_out`: another sweep's --out is refused before anything is
+    written), then `run_experiment`; prints the table. A diverged run (left out of the tables)
+    raises `TrainingDiverged`, exit status 1."""
+    from mmident_jax import rundir
+    from mmident_jax import sweep as engine
+    from mmident_jax.core import TrainingDiverged
+
+    out = Path(args.out)
+    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
+    identity = engine.identity(
+        args.preset, study(preset), preset.seeds, experiment=experiment, train_steps=args.train_steps, **recorded
+    )
+    rundir.prepare_out(out, identity)
+    evaluate = getattr(args, f"{experiment}_command") == "sweep"
+    rows = run_experiment(args.preset, preset, out, evaluate_runs=evaluate, progress=not args.no_progress)
+    if rows:
+        print((out / "results.md").read_text())
+    diverged = engine.diverged_runs(rows, preset.labels)
+    if diverged:
+        raise TrainingDiverged(
+            f"{len(diverged)} run(s) diverged and were left out of the tables: " + "; ".join(diverged)
+        )
+
+
 def flag(name: str) -> str:
     """The command-line flag of config field `name`: `--content-n`."""
     return "--" + name.replace("_", "-")

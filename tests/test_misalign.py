@@ -204,7 +204,7 @@ def parse(*argv):
     "flags, words", [(["--seeds", "0"], ["--seeds", ">= 1"]), (["--probes", "linear,kernel"], ["--probes", "'kernel'"])]
 )
 def test_bad_command_input_is_refused_in_one_line_before_anything_is_written(tmp_path, flags, words):
-    with pytest.raises(MisalignError) as e:
+    with pytest.raises(ConfigError) as e:
         command.run(parse("sweep", "--out", tmp_path / "out", "--preset", "misalign-quick", *flags))
     assert "\n" not in str(e.value) and all(w in str(e.value) for w in words)
     assert not (tmp_path / "out").exists()

@@ -7,8 +7,8 @@
 numbers share one program; all runs sharded over every device, checkpointed per chunk:
 a rerun resumes); `sweep` trains or resumes, then evaluates every run and writes
 results.csv, results.md and results.png (`experiment.run_experiment`); a diverged run
-is left out of the table and makes the command exit 1. Bad input raises `IcaError` (a
-`ConfigError`) or `rundir.RunDirError` with a one-line message, before anything is
+is left out of the table and makes the command exit 1. Bad input raises a `ConfigError`
+(`IcaError` for a bad config) or `rundir.RunDirError` with a one-line message, before anything is
 written. The presets are registered here (the "clica" entries of `presets.REGISTRY`).
 
 Example:
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mmident_jax import flags, grid, presets
 from mmident_jax.clica import settings
-from mmident_jax.clica.config import ANINFONCE, ANINFONCE_QUICK, CLICA, CLICA_QUICK, IcaConfig, IcaError
+from mmident_jax.clica.config import ANINFONCE, ANINFONCE_QUICK, CLICA, CLICA_QUICK, IcaConfig
 from mmident_jax.clica.settings import Preset
 
 presets.register(
@@ -58,30 +58,18 @@ presets.register(
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `clica train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
-    parser = subparsers.add_parser(
-        "clica", help="cl-ica's and AnInfoNCE's experiments: one mixer, latent spaces, Lp and anisotropic InfoNCE"
+    return flags.add_sweep_commands(
+        subparsers,
+        "clica",
+        "cl-ica's and AnInfoNCE's experiments: one mixer, latent spaces, Lp and anisotropic InfoNCE",
+        train="train every run of a preset (resumes from --out)",
+        sweep="train (or resume) every run, evaluate R² and MCC; results.csv/.md/.png",
     )
-    sub = parser.add_subparsers(dest="clica_command", required=True)
-    for command, text in (
-        ("train", "train every run of a preset (resumes from --out)"),
-        ("sweep", "train (or resume) every run, evaluate R² and MCC; results.csv/.md/.png"),
-    ):
-        p = sub.add_parser(command, help=text)
-        p.add_argument("--out", required=True, help="directory for the checkpoints, curves and results")
-        flags.add_preset(p, "clica", True)
-        p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
-        p.add_argument("--train-steps", type=int, help="override every setting's training steps")
-        flags.add_grid(p)
-        p.add_argument("--no-progress", action="store_true", help="no progress display")
-    return parser
 
 
 def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
-    """The preset with the flags' overrides and grid (`values`, default: the flags'); `IcaError` on bad input."""
-    for flag in ("seeds", "train_steps"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise IcaError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    """The preset with the flags' overrides and grid (`values`, default: the flags'); `ConfigError` on bad input."""
+    flags.positive(args, "seeds", "train_steps")
     values = grid.from_args(IcaConfig, args) if values is None else values
     preset = presets.get("clica", args.preset)
     return (preset.with_grid(values) if values else preset).with_overrides(
@@ -91,30 +79,10 @@ def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Pr
 
 def run(args: argparse.Namespace) -> None:
     """Run `clica train` or `clica sweep`. Bad input raises (see the module doc)."""
-    from mmident_jax import rundir, sweep
     from mmident_jax.clica.experiment import run_experiment, study
-    from mmident_jax.core import TrainingDiverged
 
     values = grid.from_args(IcaConfig, args)
-    preset = preset_from_args(args, values)
-    out = Path(args.out)
-    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
-    rundir.prepare_out(
-        out,
-        sweep.identity(
-            args.preset, study(preset), preset.seeds, experiment="clica", train_steps=args.train_steps, **recorded
-        ),
-    )
-    rows = run_experiment(
-        args.preset, preset, out, evaluate_runs=args.clica_command == "sweep", progress=not args.no_progress
-    )
-    if rows:
-        print((out / "results.md").read_text())
-    diverged = sweep.diverged_runs(rows, preset.labels)
-    if diverged:
-        raise TrainingDiverged(
-            f"{len(diverged)} run(s) diverged and were left out of the table: " + "; ".join(diverged)
-        )
+    flags.run_sweep_command(args, "clica", preset_from_args(args, values), values, study, run_experiment)
 
 
 def report(out, identity: dict) -> list[str]:

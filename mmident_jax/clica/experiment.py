@@ -137,9 +137,9 @@ def save_figure(path: Path, name: str, rows: list[dict], labels=LABELS) -> bool:
     ax.set_title(name)
     ax.legend(fontsize=8)
     if learned:
-        for labels, rs in settings:
+        for i, (labels, rs) in enumerate(settings):  # one colour per setting, every seed's points
             for r in (r for r in rs if "lambda_learned" in r):
-                axes[1].scatter(r["lambda_true"], r["lambda_learned"], s=12, label=f"{labels['conditional']}")
+                axes[1].scatter(r["lambda_true"], r["lambda_learned"], s=12, color=f"C{i}", label=labels["conditional"])
         top = max(max(r["lambda_true"] + r["lambda_learned"]) for r in learned)
         axes[1].plot([0, top], [0, top], "k:", lw=1)
         axes[1].set_xlabel("true Λ")

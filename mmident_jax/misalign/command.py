@@ -11,7 +11,7 @@ probes both codes for every factor and writes results.csv, results.md and result
 and makes the command exit 1. `--grid` crosses every setting with values of config fields
 (`mmident_jax.grid`; recorded in sweep.json, so a rerun resumes). `--probes linear,mlp` on a
 finished sweep probes its trained runs again with those probes (the probes are not part of
-the sweep's identity). Bad input raises `MisalignError` (a `ConfigError`) or
+the sweep's identity). Bad input raises a `ConfigError` (`MisalignError` for a bad config) or
 `rundir.RunDirError` with a one-line message, before anything is written. Its presets are
 registered here (the "misalign" entries of `presets.REGISTRY`).
 
@@ -62,36 +62,28 @@ presets.register(
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `misalign train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
-    parser = subparsers.add_parser(
-        "misalign", help="Cai et al.'s misalignment experiment: the text sees some semantic factors, some perturbed"
-    )
-    sub = parser.add_subparsers(dest="misalign_command", required=True)
-    for command, text in (
-        ("train", "train every setting and seed of a preset (resumes from --out)"),
-        ("sweep", "train (or resume) every setting and seed, probe both codes; results.csv/.md/.png"),
-    ):
-        p = sub.add_parser(command, help=text)
-        p.add_argument("--out", required=True, help="directory for the checkpoints, curves and results")
-        flags.add_preset(p, "misalign", True)
-        p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
-        p.add_argument("--train-steps", type=int, help="override every setting's training steps")
-        flags.add_grid(p)
+
+    def probes(p):
         p.add_argument(
             "--probes",
             help="comma-separated subset of linear,mlp (default: the preset's); another choice evaluates the "
             "trained runs of --out again, without training",
         )
-        p.add_argument("--no-progress", action="store_true", help="no progress display")
-    return parser
+
+    return flags.add_sweep_commands(
+        subparsers,
+        "misalign",
+        "Cai et al.'s misalignment experiment: the text sees some semantic factors, some perturbed",
+        train="train every setting and seed of a preset (resumes from --out)",
+        sweep="train (or resume) every setting and seed, probe both codes; results.csv/.md/.png",
+        extra=probes,
+    )
 
 
 def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
-    """The preset with the flags' overrides and grid (`values`, default: the flags'); `MisalignError`
+    """The preset with the flags' overrides and grid (`values`, default: the flags'); `ConfigError`
     on bad input."""
-    for flag in ("seeds", "train_steps"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise MisalignError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    flags.positive(args, "seeds", "train_steps")
     probes = None
     if getattr(args, "probes", None) is not None:
         probes = tuple(dict.fromkeys(p for p in args.probes.split(",") if p))
@@ -109,30 +101,10 @@ def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Pr
 
 def run(args: argparse.Namespace) -> None:
     """Run `misalign train` or `misalign sweep`. Bad input raises (see the module doc)."""
-    from mmident_jax import rundir, sweep
-    from mmident_jax.core import TrainingDiverged
     from mmident_jax.misalign.experiment import run_experiment, study
 
     values = grid.from_args(MisalignConfig, args)
-    preset = preset_from_args(args, values)
-    out = Path(args.out)
-    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
-    rundir.prepare_out(
-        out,
-        sweep.identity(
-            args.preset, study(preset), preset.seeds, experiment="misalign", train_steps=args.train_steps, **recorded
-        ),
-    )
-    rows = run_experiment(
-        args.preset, preset, out, evaluate_runs=args.misalign_command == "sweep", progress=not args.no_progress
-    )
-    if rows:
-        print((out / "results.md").read_text())
-    diverged = sweep.diverged_runs(rows, preset.labels)
-    if diverged:
-        raise TrainingDiverged(
-            f"{len(diverged)} run(s) diverged and were left out of the tables: " + "; ".join(diverged)
-        )
+    flags.run_sweep_command(args, "misalign", preset_from_args(args, values), values, study, run_experiment)
 
 
 def report(out, identity: dict) -> list[str]:

@@ -11,7 +11,7 @@ loss.png (`experiment.run_experiment`); a diverged seed is left out of the table
 makes the command exit 1. `--grid` crosses the preset's config with values of its fields
 (`mmident_jax.grid`; settings that differ only in per-run numbers share a program; recorded
 in sweep.json): the tables then have a summary row per setting and subset. Bad input
-raises `MultiviewError` (a `ConfigError`) or `rundir.RunDirError` with a one-line message,
+raises a `ConfigError` (`MultiviewError` for a bad config) or `rundir.RunDirError` with a one-line message,
 before anything is written; `mmident-jax`'s `main` turns them into exit status 2. Its presets are
 registered here (the "multiview" entries of `presets.REGISTRY`).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mmident_jax import flags, grid, presets
 from mmident_jax.multiview import structure
-from mmident_jax.multiview.structure import MultiviewConfig, MultiviewError, Preset
+from mmident_jax.multiview.structure import MultiviewConfig, Preset
 
 presets.register(
     "multiview",
@@ -63,20 +63,8 @@ presets.register(
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `multiview train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
-    parser = subparsers.add_parser(
-        "multiview", help="Yao et al.'s multi-view experiment: K views of partly shared latents"
-    )
-    sub = parser.add_subparsers(dest="multiview_command", required=True)
-    for command, text in (
-        ("train", "train every seed of a preset (resumes from --out)"),
-        ("sweep", "train (or resume) every seed, probe every subset and view; results.csv/.md/.png, loss.png"),
-    ):
-        p = sub.add_parser(command, help=text)
-        p.add_argument("--out", required=True, help="directory for the checkpoint, curves and results")
-        flags.add_preset(p, "multiview", True)
-        p.add_argument("--seeds", type=int, help="seeds 0..N-1, vmapped in one program (default: the preset's)")
-        p.add_argument("--train-steps", type=int, help="override the preset's training steps")
-        flags.add_grid(p)
+
+    def protocol(p):
         p.add_argument(
             "--protocol",
             choices=("yao", "heldout"),
@@ -84,17 +72,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "MLP probes); heldout = separate validation and test sets, linear and kernel "
             "probes (default: the preset's)",
         )
-        p.add_argument("--no-progress", action="store_true", help="no progress display")
-    return parser
+
+    return flags.add_sweep_commands(
+        subparsers,
+        "multiview",
+        "Yao et al.'s multi-view experiment: K views of partly shared latents",
+        train="train every seed of a preset (resumes from --out)",
+        sweep="train (or resume) every seed, probe every subset and view; results.csv/.md/.png, loss.png",
+        extra=protocol,
+    )
 
 
 def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Preset:
-    """The preset with the flags' overrides and grid (`values`, default: the flags'); `MultiviewError`
+    """The preset with the flags' overrides and grid (`values`, default: the flags'); `ConfigError`
     on bad input."""
-    for flag in ("seeds", "train_steps"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise MultiviewError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    flags.positive(args, "seeds", "train_steps")
     values = grid.from_args(MultiviewConfig, args) if values is None else values
     preset = presets.get("multiview", args.preset)
     return (preset.with_grid(values) if values else preset).with_overrides(
@@ -104,30 +96,10 @@ def preset_from_args(args: argparse.Namespace, values: dict | None = None) -> Pr
 
 def run(args: argparse.Namespace) -> None:
     """Run `multiview train` or `multiview sweep`. Bad input raises (see the module doc)."""
-    from mmident_jax import rundir, sweep
-    from mmident_jax.core import TrainingDiverged
     from mmident_jax.multiview.experiment import run_experiment, study
 
     values = grid.from_args(MultiviewConfig, args)
-    preset = preset_from_args(args, values)
-    out = Path(args.out)
-    recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
-    rundir.prepare_out(
-        out,
-        sweep.identity(
-            args.preset, study(preset), preset.seeds, experiment="multiview", train_steps=args.train_steps, **recorded
-        ),
-    )  # the protocol: groupN.json
-    rows = run_experiment(
-        args.preset, preset, out, evaluate_runs=args.multiview_command == "sweep", progress=not args.no_progress
-    )
-    if rows:
-        print((out / "results.md").read_text())
-    diverged = sweep.diverged_runs(rows, preset.labels)
-    if diverged:
-        raise TrainingDiverged(
-            f"{len(diverged)} seed(s) diverged and were left out of the tables: " + "; ".join(diverged)
-        )
+    flags.run_sweep_command(args, "multiview", preset_from_args(args, values), values, study, run_experiment)
 
 
 def report(out, identity: dict) -> list[str]:
