@@ -1,8 +1,9 @@
 """The multi-view experiment as a study of the sweep engine: its seeds, evaluation and tables.
 
-`study(preset)` gives the sweep engine (`sweep.sweep`) every seed of the preset's config
-(one compiled program: the seeds are trained together, sharded over every device,
-checkpointed per chunk in `group0.ckpt`, a diverging seed marked while the others
+`study(preset)` gives the sweep engine (`sweep.sweep`) every seed of the preset's config,
+or of every setting of its grid (one compiled program for the settings that differ only in
+per-run numbers: their seeds are trained together, sharded over every device,
+checkpointed per chunk in `groupN.ckpt`, a diverging seed marked while the others
 finish). `run_experiment` runs it and writes results.csv, results.md, results.png
 (heatmap) and loss.png; the command line (`mmident_jax.multiview.command`) runs it.
 
