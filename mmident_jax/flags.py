@@ -1,9 +1,8 @@
 """What every command of `mmident-jax` shares: one-line errors, presets and config fields as flags.
 
 Presets, their help and their choices come from `presets.REGISTRY`; a config field's
-flag takes its type and its help from the dataclass field (`config.setting`), and
-`settings_markdown` makes docs/settings.md from the same fields
-(`python -m mmident_jax.flags > docs/settings.md`). Nothing here loads JAX.
+flag takes its type and its help from the dataclass field (`config.setting`), as does
+docs/settings.md (`settings_page`). Nothing here loads JAX until a command runs.
 
 Example:
     >>> from mmident_jax.config import Config
@@ -165,68 +164,3 @@ def positive(args, *names: str) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-
-
-def _show(value) -> str:
-    return (
-        ",".join(map(str, value))
-        if isinstance(value, tuple)
-        else f"{value:,}"
-        if isinstance(value, int) and not isinstance(value, bool)
-        else str(value)
-    )
-
-
-def _preset_value(preset, name: str) -> str:
-    """A setting's value in a preset: a config's, a preset's config's, or its settings' ("varies" when they differ)."""
-    if hasattr(preset, "settings"):
-        values = list(dict.fromkeys(getattr(cfg, name) for cfg, _ in preset.settings))
-        return _show(values[0]) if len(values) == 1 else "varies"
-    return _show(getattr(getattr(preset, "cfg", preset), name))
-
-
-def settings_markdown() -> str:
-    """docs/settings.md: every setting of every experiment, from the fields themselves: its
-    flag (where the command line has one), its help and each preset's value."""
-    from mmident_jax import cli
-    from mmident_jax.clica.config import IcaConfig
-    from mmident_jax.config import Config
-    from mmident_jax.imgtxt import command as imgtxt
-    from mmident_jax.imgtxt.config import ImgTxtConfig
-    from mmident_jax.multiview.structure import MultiviewConfig
-
-    lines = [
-        "# Settings",
-        "",
-        "Generated from the config fields (`config.setting`) by `python -m mmident_jax.flags`; "
-        "a test checks that this page, the fields and the command line's flags agree.",
-        "",
-    ]
-    for title, kind, command, flags in (
-        ("`mmident-jax train` (`config.Config`)", Config, "train", cli.TRAIN_FLAGS),
-        ("`mmident-jax imgtxt train` (`imgtxt.config.ImgTxtConfig`)", ImgTxtConfig, "imgtxt train", imgtxt.FLAGS),
-        ("Multi-view runs (`multiview.MultiviewConfig`, Python)", MultiviewConfig, "multiview", ()),
-        ("`mmident-jax clica` runs (`clica.config.IcaConfig`, `--grid`)", IcaConfig, "clica", ()),
-    ):
-        names = presets.names(command)
-        lines += [
-            f"## {title}",
-            "",
-            "| setting | flag | what | " + " | ".join(names) + " |",
-            "|---|---|---|" + "---|" * len(names),
-        ]
-        for field in dataclasses.fields(kind):
-            if field.name == "views":
-                continue
-            lines.append(
-                f"| `{field.name}` | {f'`{flag(field.name)}`' if field.name in flags else ''} | "
-                f"{help_of(kind, field.name)} | "
-                + " | ".join(_preset_value(presets.get(command, p), field.name) for p in names)
-                + " |"
-            )
-        lines.append("")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(settings_markdown(), end="")

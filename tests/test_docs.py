@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mmident_jax
-from mmident_jax import cli, flags
+from mmident_jax import cli, settings_page
 from mmident_jax.config import Config, help_of
 from mmident_jax.imgtxt import command as imgtxt
 from mmident_jax.imgtxt.config import ImgTxtConfig
@@ -92,7 +92,7 @@ def test_the_name_check_catches_a_renamed_module():
 
 def test_the_settings_page_is_generated_from_the_fields():
     page = (ROOT / "docs" / "settings.md").read_text()
-    assert page == flags.settings_markdown(), "regenerate: python -m mmident_jax.flags > docs/settings.md"
+    assert page == settings_page.settings_page(), "regenerate: python -m mmident_jax.settings_page > docs/settings.md"
 
 
 @pytest.mark.parametrize(
