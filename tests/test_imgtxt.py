@@ -253,3 +253,36 @@ def test_content_codes_read_position_dependent_hue_up_to_the_share_content_expla
             assert rows[encoder, f]["score"] >= 0.99, rows[encoder, f]
         for f in imgtxt.FACTORS.keys() - {*CONTENT, "hue", "color_name"}:  # the colour name follows the hue
             assert_at_chance(rows[encoder, f])
+
+
+def test_a_grid_crosses_the_encoding_sizes_and_titles_each_table(tmp_path):
+    gridded = ImgTxtSweep(TINY, (3, 5), 2).with_grid({"lr": [1e-3, 3e-3], "batch_size": [16]})
+    assert gridded.labels == ("lr",) and gridded.base.batch_size == 16  # one value: set, no column
+    study = imgtxt.study(gridded)
+    assert [dict(r.labels) for r in study.runs[:3]] == [
+        {"encoding_size": 3, "lr": 1e-3},
+        {"encoding_size": 3, "lr": 1e-3},
+        {"encoding_size": 5, "lr": 1e-3},
+    ]
+    assert sweep.plan(study, 4, 2) == "4 settings × 2 seeds in 4 compiled programs"  # lr is not a per-run number
+    with pytest.raises(ConfigError, match="^encoding_size cannot be a grid field"):
+        ImgTxtSweep(TINY, (3,), 1).with_grid({"encoding_size": [3, 5]})
+    rows = [
+        {
+            **dict(run.labels),
+            "seed": run.seed,
+            "encoder": e,
+            "factor": f,
+            "role": role,
+            "score": 0.2 if run.cfg.lr == 1e-3 else 0.7,
+        }
+        for run in study.runs
+        for e in imgtxt.ENCODERS
+        for f, (role, _) in imgtxt.FACTORS.items()
+    ]
+    md = imgtxt.to_markdown("tiny", rows, 2, labels=gridded.labels)
+    sections = md.split("## Encoding size ")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["3, lr=0.001", "5, lr=0.001", "3, lr=0.003", "5, lr=0.003"]
+    assert all(("0.20±0.00 | 0.20±0.00 |" in s) == ("lr=0.001" in s) for s in sections)
+    assert imgtxt.to_markdown("tiny", rows[:20], 2).count("## Encoding size") == 1  # no grid: the sizes alone
+    assert imgtxt.save_figure(tmp_path / "results.png", "tiny", rows, gridded.labels)

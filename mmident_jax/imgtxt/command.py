@@ -2,7 +2,7 @@
 
     mmident-jax imgtxt train --run-dir DIR [--preset imgtxt-quick] [--encoding-size K ...]
     mmident-jax imgtxt evaluate --run-dir DIR
-    mmident-jax imgtxt sweep --out DIR --preset imgtxt-quick [--seeds N] [--train-steps S]
+    mmident-jax imgtxt sweep --out DIR --preset imgtxt-quick [--seeds N] [--train-steps S] [--grid lr=1e-3,3e-3]
     mmident-jax imgtxt export --out DIR [--n N]
 
 Its presets are registered here (`presets.register`), beside the command.
@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mmident_jax import presets
+from mmident_jax import grid, presets
 from mmident_jax.config import ConfigError
-from mmident_jax.flags import add_preset, add_train_command, positive, run_config
+from mmident_jax.flags import add_grid, add_preset, add_train_command, positive, run_config
 from mmident_jax.imgtxt import config
 from mmident_jax.imgtxt.config import ImgTxtConfig
 
@@ -71,6 +71,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
     sweep.add_argument("--seeds", type=int, help="seeds per encoding size (default: the preset's)")
     sweep.add_argument("--train-steps", type=int, help="override the training steps")
+    add_grid(sweep)
     export = sub.add_parser("export", help="write generated pairs in the Multimodal3DIdent folder layout")
     export.add_argument("--out", required=True, help="a new directory")
     export.add_argument("--n", type=int, default=1000, help="pairs (default 1000)")
@@ -97,12 +98,15 @@ def run(args: argparse.Namespace) -> None:
         rows = experiment.evaluate_run(args.run_dir)
         print(experiment.to_markdown(str(args.run_dir), rows, 1))
     elif args.imgtxt_command == "sweep":
-        preset = presets.get("imgtxt sweep", args.preset)
         positive(args, "seeds", "train_steps")
+        values = grid.from_args(ImgTxtConfig, args)
+        preset = sweep_preset(args.preset, values)
         out, seeds = Path(args.out), args.seeds or preset.seeds
         study = experiment.study(preset, seeds, args.train_steps)
+        recorded = {"grid": values} if values else {}  # the report rebuilds the settings from it
         rundir.prepare_out(
-            out, sweep.identity(args.preset, study, seeds, experiment="imgtxt", train_steps=args.train_steps)
+            out,
+            sweep.identity(args.preset, study, seeds, experiment="imgtxt", train_steps=args.train_steps, **recorded),
         )
         rows = sweep.sweep(study, out, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
         for skipped in experiment.write_results(out, args.preset, rows, preset, seeds, args.train_steps):
@@ -123,12 +127,18 @@ def run(args: argparse.Namespace) -> None:
         print(f"{out}: {args.n} pairs")
 
 
+def sweep_preset(name: str, values: dict) -> config.ImgTxtSweep:
+    """The sweep preset `name` crossed with the typed grid `values` (none: as registered)."""
+    preset = presets.get("imgtxt sweep", name)
+    return preset.with_grid(values) if values else preset
+
+
 def report(out, identity: dict) -> list[str]:
     """Rewrite a finished image/text sweep's tables and figures in `out` from its stored rows."""
     from mmident_jax import sweep
     from mmident_jax.imgtxt import experiment
 
-    preset = presets.get("imgtxt sweep", identity["preset"])
+    preset = sweep_preset(identity["preset"], grid.typed(ImgTxtConfig, identity.get("grid", {})))
     study = experiment.study(preset, identity["seeds"], identity.get("train_steps"))
     rows = sweep.stored_rows(out, study)
     return experiment.write_results(

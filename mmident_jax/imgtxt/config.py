@@ -44,11 +44,31 @@ class ImgTxtConfig(Optimisation):
 
 @dataclass(frozen=True)
 class ImgTxtSweep:
-    """Encoding sizes x seeds of one base config, like the paper's Fig. 3."""
+    """Encoding sizes x seeds of one base config, like the paper's Fig. 3, crossed with a `grid`
+    of its other fields ((field, values) pairs: `mmident_jax.grid`)."""
 
     base: ImgTxtConfig
     sizes: tuple[int, ...]
     seeds: int
+    grid: tuple[tuple[str, tuple], ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The grid's label columns (beside `encoding_size`)."""
+        return tuple(name for name, _ in self.grid)
+
+    def settings(self, base: ImgTxtConfig) -> list[tuple[ImgTxtConfig, tuple]]:
+        """(config, grid labels) of `base` crossed with the grid (`grid.expand`)."""
+        from mmident_jax import grid
+
+        return grid.expand([(base, ())], {name: list(values) for name, values in self.grid})
+
+    def with_grid(self, values: dict) -> ImgTxtSweep:
+        """The sweep crossed with the typed grid `values`; a field of one value sets it in `base`.
+        The encoding size is the sweep's own axis, not a grid field."""
+        check("encoding_size" not in values, "encoding_size cannot be a grid field: the preset sweeps its sizes")
+        base = replace(self.base, **{name: v[0] for name, v in values.items() if len(v) == 1})
+        return replace(self, base=base, grid=tuple((name, tuple(v)) for name, v in values.items() if len(v) > 1))
 
 
 PAPER = ImgTxtConfig()

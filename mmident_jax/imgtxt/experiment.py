@@ -221,10 +221,12 @@ COLUMNS = (
 
 
 def study(preset: ImgTxtSweep, seeds: int | None = None, train_steps: int | None = None) -> sweep.Study:
-    """Every (encoding size, seed) of `preset` for the sweep engine: one program per size, its seeds vmapped."""
+    """Every (grid setting,) encoding size and seed of `preset` for the sweep engine: one program per
+    setting and size, its seeds vmapped."""
     base = preset.base if train_steps is None else replace(preset.base, train_steps=train_steps)
     runs = [
-        sweep.Run(replace(base, encoding_size=size, seed=seed), seed, (("encoding_size", size),))
+        sweep.Run(replace(cfg, encoding_size=size, seed=seed), seed, (("encoding_size", size), *labels))
+        for cfg, labels in preset.settings(base)
         for size in preset.sizes
         for seed in range(seeds or preset.seeds)
     ]
@@ -239,9 +241,18 @@ def study(preset: ImgTxtSweep, seeds: int | None = None, train_steps: int | None
     )
 
 
-def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "") -> str:
-    """Per encoding size: each factor's score from image and text codes (accuracy or R²), chance beside;
-    `about`, a paragraph under the title, says how the numbers were made."""
+def by_setting(rows: list[dict], labels: tuple[str, ...]) -> list[tuple[str, list[dict]]]:
+    """The rows of each grid setting (its `labels` values) with its title ("lr=0.001"; "" without a grid)."""
+    key = lambda r: tuple(r[c] for c in labels)
+    return [
+        (", ".join(f"{c}={report.label_text(v)}" for c, v in zip(labels, k)), [r for r in rows if key(r) == k])
+        for k in dict.fromkeys(map(key, rows))
+    ]
+
+
+def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "", labels: tuple[str, ...] = ()) -> str:
+    """Per (grid setting and) encoding size: each factor's score from image and text codes (accuracy or
+    R²), chance beside; `about`, a paragraph under the title, says how the numbers were made."""
     lines = [
         f"# {name}",
         "",
@@ -250,9 +261,16 @@ def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "") -> str
         f"continuous factors: kernel-ridge R². Mean ± std over {seeds} seed(s).",
         "",
     ]
+    for title, mine in by_setting(rows, labels):
+        lines += _size_tables(mine, title)
+    return "\n".join(lines)
+
+
+def _size_tables(rows: list[dict], title: str) -> list[str]:
+    lines = []
     for size in sorted({r["encoding_size"] for r in rows}):
         lines += [
-            f"## Encoding size {size}",
+            f"## Encoding size {size}" + (f", {title}" if title else ""),
             "",
             "| factor | role | metric | chance | image | text |",
             "|---|---|---|---|---|---|",
@@ -268,16 +286,26 @@ def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "") -> str
                 f"| {factor} | {role} | {'accuracy' if classes else 'R²'} | {chance} | " + " | ".join(cells) + " |"
             )
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
-def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
-    """The paper's Fig. 3 layout: score of each factor against the encoding size, image and text codes."""
+def save_figure(path: Path, name: str, rows: list[dict], labels: tuple[str, ...] = ()) -> bool:
+    """The paper's Fig. 3 layout: score of each factor against the encoding size, image and text codes
+    (a row of panels per grid setting)."""
     plt = report.pyplot()
     if plt is None:
         return False
     sizes = sorted({r["encoding_size"] for r in rows})
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    settings = by_setting(rows, labels)
+    fig, panels = plt.subplots(len(settings), 2, figsize=(11, 4 * len(settings)), sharey=True, squeeze=False)
+    for axes, (title, rows) in zip(panels, settings):
+        _panels(axes, name + (f", {title}" if title else ""), rows, sizes)
+    panels[-1, 1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    report.save_figure(fig, path)
+    return True
+
+
+def _panels(axes, name: str, rows: list[dict], sizes: list[int]) -> None:
     for ax, encoder in zip(axes, ENCODERS):
         for factor, (role, classes) in FACTORS.items():
             means = [
@@ -295,9 +323,6 @@ def save_figure(path: Path, name: str, rows: list[dict]) -> bool:
         ax.set_xlabel("encoding size")
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("accuracy (solid) / R² (dashed)")
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    report.save_figure(fig, path)
-    return True
 
 
 def save_samples(path: Path, cfg: ImgTxtConfig, n: int = 16, seed: int = 0) -> bool:
@@ -342,7 +367,10 @@ def write_results(
     out: Path, name: str, rows: list[dict], preset: ImgTxtSweep, seeds: int, train_steps: int | None = None
 ) -> list[str]:
     """results.csv, results.md (headed by `about`), results.png and samples.png; returns what could not be written."""
-    report.write_text(out / "results.csv", report.csv_text(rows, COLUMNS))
-    report.write_text(out / "results.md", to_markdown(name, rows, seeds, about(name, preset, seeds, train_steps)))
-    drawn = save_figure(out / "results.png", name, rows) and save_samples(out / "samples.png", preset.base)
+    report.write_text(out / "results.csv", report.csv_text(rows, (*preset.labels, *COLUMNS)))
+    markdown = to_markdown(name, rows, seeds, about(name, preset, seeds, train_steps), preset.labels)
+    report.write_text(out / "results.md", markdown)
+    drawn = save_figure(out / "results.png", name, rows, preset.labels) and save_samples(
+        out / "samples.png", preset.base
+    )
     return [] if drawn else [f"results.png, samples.png ({report.MISSING})"]
