@@ -5,8 +5,8 @@ values: `--grid style_change_prob=0.5,1 --grid encoder_widths=16:16,32` (`parse`
 value has ":" between its numbers), or a TOML or JSON file mapping each field to a list
 (`read_file`; a tuple value is a list there). `typed` types every value by its field,
 `expand` crosses settings with every combination of the grid (the first field varies
-slowest); settings that differ only in per-run numbers share a compiled program
-(`sweep.group_runs`). Errors are
+slowest; `fold` keeps a grid beside a preset's one config); settings that differ only in
+per-run numbers share a compiled program (`sweep.group_runs`). Errors are
 `ConfigError`s of one line naming the field. Nothing here loads JAX.
 
 Example:
@@ -194,6 +194,13 @@ def expand(settings: Sequence[tuple], grid: Mapping[str, list]) -> list[tuple]:
                 where = " ".join(f"{k}={label(v)}" for k, v in (*labels, *chosen.items()))
                 raise ConfigError(f"grid setting {where}: {e}") from None
     return expanded
+
+
+def fold(cfg, grid: Mapping[str, list]) -> tuple:
+    """(`cfg` with the grid's one-valued fields set, the (field, values) pairs of the others): a
+    preset of one config keeps its grid this way, hashable, and labels only what varies."""
+    cfg = dataclasses.replace(cfg, **{name: v[0] for name, v in grid.items() if len(v) == 1})
+    return cfg, tuple((name, tuple(v)) for name, v in grid.items() if len(v) > 1)
 
 
 def from_args(kind: type, args) -> dict[str, list]:

@@ -66,9 +66,11 @@ class ImgTxtSweep:
     def with_grid(self, values: dict) -> ImgTxtSweep:
         """The sweep crossed with the typed grid `values`; a field of one value sets it in `base`.
         The encoding size is the sweep's own axis, not a grid field."""
+        from mmident_jax import grid
+
         check("encoding_size" not in values, "encoding_size cannot be a grid field: the preset sweeps its sizes")
-        base = replace(self.base, **{name: v[0] for name, v in values.items() if len(v) == 1})
-        return replace(self, base=base, grid=tuple((name, tuple(v)) for name, v in values.items() if len(v) > 1))
+        base, pairs = grid.fold(self.base, values)
+        return replace(self, base=base, grid=pairs)
 
 
 PAPER = ImgTxtConfig()

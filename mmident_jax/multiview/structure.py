@@ -343,8 +343,10 @@ class Preset:
     def with_grid(self, values: dict) -> Preset:
         """The preset crossed with the typed grid `values` ({field: [values]}); a field of one value
         sets it in `cfg`."""
-        cfg = replace(self.cfg, **{name: v[0] for name, v in values.items() if len(v) == 1})
-        return replace(self, cfg=cfg, grid=tuple((name, tuple(v)) for name, v in values.items() if len(v) > 1))
+        from mmident_jax import grid
+
+        cfg, pairs = grid.fold(self.cfg, values)
+        return replace(self, cfg=cfg, grid=pairs)
 
     def with_overrides(self, *, seeds=None, train_steps=None, protocol=None) -> Preset:
         cfg = self.cfg if train_steps is None else replace(self.cfg, train_steps=train_steps)
