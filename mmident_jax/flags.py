@@ -70,10 +70,11 @@ def add_grid(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_sweep_commands(subparsers, command: str, about: str, train: str, sweep: str, extra=None):
+def add_sweep_commands(subparsers, command: str, about: str, train: str, sweep: str, extra: dict | None = None):
     """`mmident-jax COMMAND train|sweep` (helps `train`, `sweep`) with the flags every experiment's sweep
     takes: --out, --preset (the registry's `command` presets), --seeds, --train-steps, --grid,
-    --grid-file, the flags `extra(parser)` adds, --no-progress. Returns COMMAND's parser."""
+    --grid-file, the flags of `extra` ({flag: `add_argument`'s keywords}), --no-progress. Returns
+    COMMAND's parser."""
     parser = subparsers.add_parser(command, help=about)
     sub = parser.add_subparsers(dest=f"{command}_command", required=True)
     for name, text in (("train", train), ("sweep", sweep)):
@@ -83,8 +84,8 @@ def add_sweep_commands(subparsers, command: str, about: str, train: str, sweep: 
         p.add_argument("--seeds", type=int, help="seeds 0..N-1 of every setting (default: the preset's)")
         p.add_argument("--train-steps", type=int, help="override every setting's training steps")
         add_grid(p)
-        if extra:
-            extra(p)
+        for flag_name, options in (extra or {}).items():
+            p.add_argument(flag_name, **options)
         p.add_argument("--no-progress", action="store_true", help="no progress display")
     return parser
 

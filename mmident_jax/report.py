@@ -264,6 +264,24 @@ def label_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def by_setting(rows: list[dict], labels) -> list[tuple[dict, list[dict]]]:
+    """({label: value}, that setting's rows) of each setting, in order of appearance."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in labels), []).append(r)
+    return [(dict(zip(labels, k)), rs) for k, rs in groups.items()]
+
+
+def setting_title(values: dict) -> str:
+    """A setting's labels in a title: "lr=0.001, content_n=3" ("" for none)."""
+    return ", ".join(f"{k}={label_text(v)}" for k, v in values.items())
+
+
+def diverged_note(diverged: list[str]) -> str:
+    """The line under a results.md's tables that lists its diverged runs ("" for none)."""
+    return "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
+
+
 def grid_markdown(name: str, rows: list[dict], seeds: int, labels) -> str:
     """The layout of any grid of settings: one table per metric, a row per setting (its labels
     first), a column per encoder x block (`own_blocks`); R² always, the identifiability metrics

@@ -104,6 +104,5 @@ def write_results(out: Path, name: str, rows: list[dict], preset: SweepPreset) -
     skipped = REPORTS[preset.report](out, name, [r for r in rows if "diverged_at" not in r], preset.seeds, *labels)
     title, rest = (out / "results.md").read_text().split("\n", 1)
     diverged = sweep.diverged_runs(rows, preset.labels)
-    tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
-    report.write_text(out / "results.md", f"{title}\n\n{about(name, preset)}\n{rest}{tail}")
+    report.write_text(out / "results.md", f"{title}\n\n{about(name, preset)}\n{rest}{report.diverged_note(diverged)}")
     return skipped

@@ -54,14 +54,6 @@ def _percent(values: list[float]) -> str:
     return "–" if not values else f"{100 * np.mean(values):.1f}±{100 * np.std(values):.1f}"
 
 
-def by_setting(rows: list[dict], labels) -> list[tuple[dict, list[dict]]]:
-    """(labels, that setting's rows) in order of appearance."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in labels), []).append(r)
-    return [(dict(zip(labels, k)), rs) for k, rs in groups.items()]
-
-
 def _lambda_cell(rows: list[dict]) -> str:
     learned = np.mean([r["lambda_learned"] for r in rows], axis=0)
     return " ".join(f"{x:.1f}" for x in learned)
@@ -93,7 +85,7 @@ def to_markdown(name: str, rows: list[dict], preset: Preset) -> str:
     if aninfonce:
         head += ["learned Λ (latent order, mean over seeds)", "corr(Λ̂, Λ)"]
     body = []
-    settings = by_setting(rows, preset.labels)
+    settings = report.by_setting(rows, preset.labels)
     for labels, rs in settings:
         line = [*(str(labels[k]) for k in preset.labels), "✓" if rs[0]["assumptions_met"] else "✗"]
         line += [_percent([r[k] for r in rs]) for k in ("r2_identity", "r2_linear", "mcc_identity", "mcc")]
@@ -123,7 +115,7 @@ def save_figure(path: Path, name: str, rows: list[dict], labels=LABELS) -> bool:
     plt = report.pyplot()
     if plt is None:
         return False
-    settings = by_setting(rows, labels)
+    settings = report.by_setting(rows, labels)
     learned = [r for r in rows if "lambda_learned" in r]
     fig, axes = plt.subplots(1, 2 if learned else 1, figsize=(max(6, 0.9 * len(settings)) + (4 if learned else 0), 4.6))
     ax = axes[0] if learned else axes

@@ -241,15 +241,6 @@ def study(preset: ImgTxtSweep, seeds: int | None = None, train_steps: int | None
     )
 
 
-def by_setting(rows: list[dict], labels: tuple[str, ...]) -> list[tuple[str, list[dict]]]:
-    """The rows of each grid setting (its `labels` values) with its title ("lr=0.001"; "" without a grid)."""
-    key = lambda r: tuple(r[c] for c in labels)
-    return [
-        (", ".join(f"{c}={report.label_text(v)}" for c, v in zip(labels, k)), [r for r in rows if key(r) == k])
-        for k in dict.fromkeys(map(key, rows))
-    ]
-
-
 def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "", labels: tuple[str, ...] = ()) -> str:
     """Per (grid setting and) encoding size: each factor's score from image and text codes (accuracy or
     R²), chance beside; `about`, a paragraph under the title, says how the numbers were made."""
@@ -261,8 +252,8 @@ def to_markdown(name: str, rows: list[dict], seeds: int, about: str = "", labels
         f"continuous factors: kernel-ridge R². Mean ± std over {seeds} seed(s).",
         "",
     ]
-    for title, mine in by_setting(rows, labels):
-        lines += _size_tables(mine, title)
+    for values, mine in report.by_setting(rows, labels):
+        lines += _size_tables(mine, report.setting_title(values))
     return "\n".join(lines)
 
 
@@ -296,10 +287,10 @@ def save_figure(path: Path, name: str, rows: list[dict], labels: tuple[str, ...]
     if plt is None:
         return False
     sizes = sorted({r["encoding_size"] for r in rows})
-    settings = by_setting(rows, labels)
+    settings = report.by_setting(rows, labels)
     fig, panels = plt.subplots(len(settings), 2, figsize=(11, 4 * len(settings)), sharey=True, squeeze=False)
-    for axes, (title, rows) in zip(panels, settings):
-        _panels(axes, name + (f", {title}" if title else ""), rows, sizes)
+    for axes, (values, rows) in zip(panels, settings):
+        _panels(axes, ", ".join(filter(None, [name, report.setting_title(values)])), rows, sizes)
     panels[-1, 1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     report.save_figure(fig, path)
     return True

@@ -62,21 +62,17 @@ presets.register(
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `misalign train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
-
-    def probes(p):
-        p.add_argument(
-            "--probes",
-            help="comma-separated subset of linear,mlp (default: the preset's); another choice evaluates the "
-            "trained runs of --out again, without training",
-        )
-
+    probes = (
+        "comma-separated subset of linear,mlp (default: the preset's); another choice evaluates the trained runs "
+        "of --out again, without training"
+    )
     return flags.add_sweep_commands(
         subparsers,
         "misalign",
         "Cai et al.'s misalignment experiment: the text sees some semantic factors, some perturbed",
         train="train every setting and seed of a preset (resumes from --out)",
         sweep="train (or resume) every setting and seed, probe both codes; results.csv/.md/.png",
-        extra=probes,
+        extra={"--probes": {"help": probes}},
     )
 
 

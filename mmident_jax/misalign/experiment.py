@@ -120,12 +120,10 @@ def cells(rows: list[dict], metric: str) -> dict[tuple, tuple[float, float, str]
 def panels(rows: list[dict], preset: Preset) -> list[tuple[str, list[dict]]]:
     """The rows of each latent model (and grid value), in order, each with its title: "dependent
     latents" or, with a grid, "dependent latents, lr=0.001"."""
-    grid_columns = preset.labels[len(LABELS) :]
-    key = lambda r: (r["latents"], *(r[c] for c in grid_columns))
     out = []
-    for latents, *values in _ordered(key(r) for r in rows):
-        title = ", ".join([f"{latents} latents", *(f"{c}={v}" for c, v in zip(grid_columns, values))])
-        out.append((title, [r for r in rows if key(r) == (latents, *values)]))
+    for values, mine in report.by_setting(rows, ("latents", *preset.labels[len(LABELS) :])):
+        latents = values.pop("latents")
+        out.append((", ".join([f"{latents} latents", *filter(None, [report.setting_title(values)])]), mine))
     return out
 
 
@@ -248,8 +246,8 @@ def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> lis
     diverged = sweep.diverged_runs(rows, preset.labels)
     rundir.write_atomic(out / "results.csv", report.csv_text(rows, (*preset.labels, *COLUMNS)).encode())
     seeds = len({r["seed"] for r in healthy}) if healthy else 0
-    tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
-    rundir.write_atomic(out / "results.md", (to_markdown(name, healthy, preset, seeds) + tail).encode())
+    markdown = to_markdown(name, healthy, preset, seeds) + report.diverged_note(diverged)
+    rundir.write_atomic(out / "results.md", markdown.encode())
     return [] if save_heatmaps(out / "results.png", name, healthy, preset) else [f"results.png ({report.MISSING})"]
 
 

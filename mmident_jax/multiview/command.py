@@ -63,23 +63,18 @@ presets.register(
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `multiview train|sweep` to the `mmident-jax` subcommands (`subparsers` of `cli.build_parser`)."""
-
-    def protocol(p):
-        p.add_argument(
-            "--protocol",
-            choices=("yao", "heldout"),
-            help="evaluation: yao = Yao et al.'s (10 batches of 4096, each split 75/25, linear and "
-            "MLP probes); heldout = separate validation and test sets, linear and kernel "
-            "probes (default: the preset's)",
-        )
-
+    protocol = {
+        "choices": ("yao", "heldout"),
+        "help": "evaluation: yao = Yao et al.'s (10 batches of 4096, each split 75/25, linear and MLP probes); "
+        "heldout = separate validation and test sets, linear and kernel probes (default: the preset's)",
+    }
     return flags.add_sweep_commands(
         subparsers,
         "multiview",
         "Yao et al.'s multi-view experiment: K views of partly shared latents",
         train="train every seed of a preset (resumes from --out)",
         sweep="train (or resume) every seed, probe every subset and view; results.csv/.md/.png, loss.png",
-        extra=protocol,
+        extra={"--protocol": protocol},
     )
 
 

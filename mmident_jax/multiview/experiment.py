@@ -115,19 +115,15 @@ def write_results(out: Path, name: str, rows: list[dict], preset: Preset) -> lis
         markdown = tables.grid_markdown(
             name, healthy, preset.labels, seeds, nonlinear=nonlinear, about=about(name, preset)
         )
-        tail = "\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else ""
-        rundir.write_atomic(out / "results.md", (markdown + tail).encode())
         drawn = tables.save_grid_heatmap(out / "results.png", name, healthy, preset.labels)
-        return [] if drawn else [f"results.png ({report.MISSING})"]
-    markdown = tables.to_markdown(name, healthy, seeds, nonlinear=nonlinear, about=about(name, preset))
-    rundir.write_atomic(
-        out / "results.md",
-        (
-            markdown + ("\nLeft out of the tables, diverged: " + "; ".join(diverged) + ".\n" if diverged else "")
-        ).encode(),
-    )
-    skipped = [] if tables.save_heatmap(out / "results.png", name, healthy) else [f"results.png ({report.MISSING})"]
-    if not tables.save_loss_curves(out / "loss.png", name, loss_curve(out, cfg), (loss_floor(cfg), loss_terms(cfg))):
+    else:
+        markdown = tables.to_markdown(name, healthy, seeds, nonlinear=nonlinear, about=about(name, preset))
+        drawn = tables.save_heatmap(out / "results.png", name, healthy)
+    rundir.write_atomic(out / "results.md", (markdown + report.diverged_note(diverged)).encode())
+    skipped = [] if drawn else [f"results.png ({report.MISSING})"]
+    if not preset.labels and not tables.save_loss_curves(
+        out / "loss.png", name, loss_curve(out, cfg), (loss_floor(cfg), loss_terms(cfg))
+    ):
         skipped.append(f"loss.png ({report.MISSING})")
     return skipped
 
@@ -152,19 +148,17 @@ def run_experiment(
     )
     if preset.labels:  # a grid: its settings' curves are in their groups' files
         print_fn(f"{len(study_.runs)} runs in {time.perf_counter() - t0:.0f} s")
-        if evaluate_runs:
-            for skipped in write_results(out, name, rows, preset):
-                print_fn(f"skipped {skipped}", file=sys.stderr)
-        return rows if evaluate_runs else []
-    curve = loss_curve(out, preset.cfg)
-    final = np.nanmean(curve["points"][-1][1], axis=0)
-    print_fn(
-        f"{len(curve['seeds'])} seed(s) at step {curve['points'][-1][0]} in {time.perf_counter() - t0:.0f} s; "
-        "final loss per group (mean over seeds): "
-        + ", ".join(f"{{{','.join(map(str, g))}}} {x:.3f}" for g, x in zip(curve["groups"], final))
-    )
+    else:
+        curve = loss_curve(out, preset.cfg)
+        final = np.nanmean(curve["points"][-1][1], axis=0)
+        print_fn(
+            f"{len(curve['seeds'])} seed(s) at step {curve['points'][-1][0]} in {time.perf_counter() - t0:.0f} s; "
+            "final loss per group (mean over seeds): "
+            + ", ".join(f"{{{','.join(map(str, g))}}} {x:.3f}" for g, x in zip(curve["groups"], final))
+        )
+        if not evaluate_runs:
+            tables.save_loss_curves(out / "loss.png", name, curve, (loss_floor(preset.cfg), loss_terms(preset.cfg)))
     if not evaluate_runs:
-        tables.save_loss_curves(out / "loss.png", name, curve, (loss_floor(preset.cfg), loss_terms(preset.cfg)))
         return []
     for skipped in write_results(out, name, rows, preset):
         print_fn(f"skipped {skipped}", file=sys.stderr)

@@ -132,12 +132,6 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
-def by_setting(rows: list[dict], labels: tuple[str, ...]) -> list[tuple[tuple, list[dict]]]:
-    """The rows of each setting of a grid (its `labels` values), in order."""
-    key = lambda r: tuple(r[c] for c in labels)
-    return [(setting, [r for r in rows if key(r) == setting]) for setting in _ordered(map(key, rows))]
-
-
 def grid_markdown(
     name: str, rows: list[dict], labels: tuple[str, ...], seeds: int, *, nonlinear: str, about: str
 ) -> str:
@@ -148,14 +142,14 @@ def grid_markdown(
             continue
         body = [
             [
-                *map(common.label_text, setting),
+                *map(common.label_text, setting.values()),
                 f"{{{s['subset']}}}",
                 s["content"],
                 f"{s['content_min']:.3f}",
                 f"{s['content_mean']:.3f}",
                 "–" if math.isnan(s["other_max"]) else f"{s['other_max']:.3f}",
             ]
-            for setting, mine in by_setting(rows, labels)
+            for setting, mine in common.by_setting(rows, labels)
             for s in summary(mine, metric)
         ]
         lines += [f"## {title}, mean over {common.count(seeds, 'seed')}", ""]
@@ -172,7 +166,7 @@ def save_grid_heatmap(path: Path, name: str, rows: list[dict], labels: tuple[str
     plt = common.pyplot()
     if plt is None:
         return False
-    settings = by_setting(rows, labels)
+    settings = common.by_setting(rows, labels)
     subsets = _ordered(r["subset"] for r in rows)
     lowest = {(i, s["subset"]): s["content_min"] for i, (_, mine) in enumerate(settings) for s in summary(mine)}
     grid = np.array([[lowest.get((i, v), np.nan) for v in subsets] for i in range(len(settings))])
@@ -185,9 +179,7 @@ def save_grid_heatmap(path: Path, name: str, rows: list[dict], labels: tuple[str
     ax.set_xticks(range(len(subsets)))
     ax.set_xticklabels([f"{{{v}}}" for v in subsets], fontsize=7, rotation=45)
     ax.set_yticks(range(len(settings)))
-    ax.set_yticklabels(
-        [" ".join(f"{c}={common.label_text(v)}" for c, v in zip(labels, s)) for s, _ in settings], fontsize=7
-    )
+    ax.set_yticklabels([common.setting_title(values) for values, _ in settings], fontsize=7)
     ax.set_title(f"{name}: lowest content R² of each subset V", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04)
     common.save_figure(fig, path)
