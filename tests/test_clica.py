@@ -149,6 +149,7 @@ def test_aninfonce_at_identity_is_the_isotropic_nt_xent():
 # ------------------------------------------------------------------ model, evaluation, engine
 
 
+@pytest.mark.slow
 def test_aninfonce_learns_its_lambda_at_its_own_rate():
     cfg = tiny(space="sphere", conditional="anisotropic", model_space="sphere", loss="aninfonce", lambda_lr=1e-2)
     hp = hyper(cfg)
@@ -178,6 +179,7 @@ def test_scores_of_the_true_latents_and_of_a_rotation():
     assert r2 == pytest.approx(1.0) and float(matching.mcc) == pytest.approx(1 / math.sqrt(2), abs=0.03)
 
 
+@pytest.mark.slow
 def test_engine_runs_equal_each_run_alone_and_share_a_program_across_kappas():
     sphere = tiny(space="sphere", conditional="vmf", model_space="sphere")
     settings = (setting(replace(sphere, conditional_scale=1.0)), setting(replace(sphere, conditional_scale=10.0)))
@@ -192,6 +194,7 @@ def test_engine_runs_equal_each_run_alone_and_share_a_program_across_kappas():
             np.testing.assert_array_equal(got[i], want)
 
 
+@pytest.mark.slow
 def test_a_sweep_gives_one_row_per_run_with_aninfonce_lambda_in_latent_order():
     cfg = tiny(space="sphere", conditional="anisotropic", model_space="sphere", loss="aninfonce")
     rows = sweep.sweep(study(Preset((setting(cfg),), seeds=2, eval_batches=2, eval_batch_size=256)), progress=False)

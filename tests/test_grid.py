@@ -163,6 +163,7 @@ def test_bad_grid_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_grid_sweep_runs_resumes_and_reports_from_its_rows(tmp_path, monkeypatch, cli):
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
     out = tmp_path / "out"

@@ -166,6 +166,7 @@ TINY = MisalignConfig(
 TINY_PRESET = Preset(sweep_settings(TINY, (2,), (1,)), seeds=2, eval_batches=5, eval_batch_size=64, probes=("linear",))
 
 
+@pytest.mark.slow
 def test_the_study_gives_every_setting_and_seed_and_a_run_is_the_run_alone():
     study = experiment.study(TINY_PRESET)
     assert [(dict(r.labels)["selected"], dict(r.labels)["perturbed"], r.seed) for r in study.runs] == [
@@ -210,6 +211,7 @@ def test_bad_command_input_is_refused_in_one_line_before_anything_is_written(tmp
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_sweep_command_writes_tables_reports_and_probes_again_without_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(presets.REGISTRY, ("misalign", "tiny"), presets.Preset("misalign", TINY_PRESET, "a test"))
     out = tmp_path / "out"
@@ -276,6 +278,7 @@ def test_tables_put_the_common_setting_in_both_series_and_italicise_misaligned_f
     assert (tmp_path / "results.csv").read_text().count("\n") == 1 + len(rows)
 
 
+@pytest.mark.slow
 def test_a_grid_crosses_every_setting_shares_programs_and_titles_its_tables(tmp_path, monkeypatch):
     monkeypatch.setitem(presets.REGISTRY, ("misalign", "tiny"), presets.Preset("misalign", TINY_PRESET, "a test"))
     preset = command.preset_from_args(parse("sweep", "--out", "o", "--preset", "tiny", "--grid", "lr=1e-3,3e-3"))

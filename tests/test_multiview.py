@@ -529,6 +529,7 @@ def test_the_multiview_sweep_resumes_on_another_number_of_devices(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_grid_shares_one_program_and_has_a_summary_row_per_setting_and_subset(tmp_path, monkeypatch, main):
     preset = Preset(tiny_multiview(), seeds=2, eval_batch_size=128, probes=("linear",))
     monkeypatch.setitem(presets.REGISTRY, ("multiview", "tiny"), presets.Preset("multiview", preset, "a test"))
